@@ -1,0 +1,261 @@
+"""Batch mechanics shared by every per-recording command (prepare, embed, score).
+
+- discovery: a directory (recursive), one file, or a list file -> Recording(recording_id, path),
+  recording_id = path relative to the input root (POSIX form), stable across machines;
+- sharding: `--shard K/N` keeps recordings whose stable hash falls in shard K (0-based), so
+  job arrays fan out with no coordinator and the shards partition the input exactly;
+- resume: a recording is done when its output exists with the same config hash;
+- isolation: one bad recording becomes one error row (errors/<stage>/<recording_id>.parquet),
+  never a stopped batch; the errors directory is itself a Parquet dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+import pyarrow as pa
+
+from .console import console, make_progress
+from .errors import ConfigError, InputError, one_line
+from .parquet_io import read_metadata, read_table, write_table_atomic
+
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .mp3 .m4a .aac .ogg .oga .opus .webm .mp4 .m4b .mka .mkv .mov .wma "
+    ".aif .aiff .aifc .amr .3gp .caf .au .snd .ac3".split()
+)
+LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list", ".tsv"})
+
+ERRORS_SCHEMA = pa.schema(
+    [
+        ("recording_id", pa.string()),
+        ("stage", pa.string()),
+        ("error_type", pa.string()),
+        ("message", pa.string()),
+        ("path", pa.string()),
+        ("time_utc", pa.string()),
+    ]
+)
+
+
+@dataclass(frozen=True, order=True)
+class Recording:
+    recording_id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard K of N (0-based K), e.g. from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID."""
+
+    index: int = 0
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str | None) -> "Shard":
+        if not text:
+            return cls()
+        try:
+            k, n = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ConfigError(f"--shard '{text}': expected K/N with whole numbers, e.g. 0/4") from None
+        if n < 1 or not 0 <= k < n:
+            raise ConfigError(f"--shard '{text}': need 0 <= K < N (K is 0-based)")
+        return cls(k, n)
+
+    def contains(self, recording_id: str) -> bool:
+        if self.count == 1:
+            return True
+        h = int.from_bytes(hashlib.sha1(recording_id.encode("utf-8")).digest()[:8], "big")
+        return h % self.count == self.index
+
+    @property
+    def tag(self) -> str:
+        return "" if self.count == 1 else f"shard-{self.index}-of-{self.count}"
+
+
+def _recording_id(path: Path, root: Path) -> str:
+    try:
+        rel = path.resolve().relative_to(root.resolve())
+    except ValueError:
+        rel = Path(*path.resolve().parts[1:])  # outside the root: the absolute path, minus "/"
+    return rel.as_posix()
+
+
+def discover(source: str | Path) -> tuple[list[Recording], list[Skipped]]:
+    """Recordings under `source` (a directory, an audio file, or a list file of paths).
+
+    Hidden files and files without an audio extension are returned as Skipped (reported,
+    never crashed on). Files with an audio extension are always Recordings, even when they
+    turn out to be unreadable: that is an error row later, not a silent skip.
+    """
+    source = Path(source).expanduser()
+    if not source.exists():
+        raise InputError(f"{source}: no such file or directory")
+    recordings: list[Recording] = []
+    skipped: list[Skipped] = []
+    if source.is_dir():
+        root = source
+        for p in sorted(source.rglob("*")):
+            if p.is_dir():
+                continue
+            rel_parts = p.relative_to(source).parts
+            if any(part.startswith(".") for part in rel_parts):
+                skipped.append(Skipped(p, "hidden file"))
+            elif p.suffix.lower() not in AUDIO_EXTENSIONS:
+                skipped.append(Skipped(p, f"not an audio file extension ({p.suffix or 'none'})"))
+            else:
+                recordings.append(Recording(_recording_id(p, root), p))
+    elif source.suffix.lower() in LIST_EXTENSIONS:
+        root = source.parent
+        for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+            line = line.split("\t")[0].strip()
+            if not line or line.startswith("#"):
+                continue
+            p = Path(line).expanduser()
+            p = p if p.is_absolute() else root / p
+            recordings.append(Recording(_recording_id(p, root), p))
+    else:
+        recordings.append(Recording(source.name, source))
+    ids = [r.recording_id for r in recordings]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})[0]
+        raise InputError(f"{source}: recording '{dup}' is listed more than once")
+    return recordings, skipped
+
+
+def select_shard(recordings: Iterable[Recording], shard: Shard) -> list[Recording]:
+    return [r for r in recordings if shard.contains(r.recording_id)]
+
+
+def options_hash(options: Mapping[str, Any]) -> str:
+    """A short stable hash of the options that change a stage's output."""
+    blob = json.dumps(options, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def output_path(root: Path, subdir: str, recording_id: str, suffix: str = ".parquet") -> Path:
+    """root/subdir/<recording_id><suffix>: mirrors the input tree, readable, one file per recording."""
+    return Path(root) / subdir / (recording_id + suffix)
+
+
+def is_complete(path: Path, config_hash: str) -> bool:
+    """True when `path` exists and was written with `config_hash` (an unreadable file is not done)."""
+    if not path.is_file():
+        return False
+    try:
+        return read_metadata(path).get("config_hash") == config_hash
+    except InputError:
+        return False
+
+
+def error_path(out_root: Path, stage: str, recording_id: str) -> Path:
+    return output_path(out_root, f"errors/{stage}", recording_id)
+
+
+def write_error(out_root: Path, stage: str, rec: Recording, exc: BaseException) -> dict:
+    row = {
+        "recording_id": rec.recording_id,
+        "stage": stage,
+        "error_type": exc.__class__.__name__,
+        "message": f"{rec.path}: {one_line(exc)}" if str(rec.path) not in str(exc) else one_line(exc),
+        "path": str(rec.path),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    table = pa.Table.from_pylist([row], schema=ERRORS_SCHEMA)
+    write_table_atomic(table, error_path(out_root, stage, rec.recording_id), {"stage": f"errors/{stage}"})
+    return row
+
+
+def clear_error(out_root: Path, stage: str, recording_id: str) -> None:
+    error_path(out_root, stage, recording_id).unlink(missing_ok=True)
+
+
+def read_errors(out_root: Path, stage: str | None = None) -> pa.Table:
+    """All error rows under out_root/errors (or one stage's), as one table."""
+    d = Path(out_root) / "errors"
+    if stage:
+        d = d / stage
+    files = sorted(d.rglob("*.parquet")) if d.is_dir() else []
+    if not files:
+        return ERRORS_SCHEMA.empty_table()
+    return pa.concat_tables([read_table(f).select(ERRORS_SCHEMA.names).cast(ERRORS_SCHEMA) for f in files])
+
+
+@dataclass
+class BatchResult:
+    stage: str
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)
+    audio_s: float = 0.0
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        from .errors import ExitCode
+
+        return ExitCode.PARTIAL if self.failed else ExitCode.OK
+
+    def summary(self) -> str:
+        rt = f", {self.audio_s / self.wall_s:.1f}x real time" if self.wall_s > 0 and self.audio_s > 0 else ""
+        return (
+            f"{self.stage}: {len(self.done)} done, {len(self.skipped)} skipped (already done), "
+            f"{len(self.failed)} failed; {self.audio_s / 3600:.2f} h audio in {self.wall_s:.1f} s{rt}"
+        )
+
+
+def run_batch(
+    recordings: list[Recording],
+    *,
+    stage: str,
+    out_root: Path,
+    process: Callable[[Recording], float | None],
+    is_done: Callable[[Recording], bool],
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> BatchResult:
+    """Run `process` on each recording not yet done; failures become error rows.
+
+    `process` writes its own outputs atomically and returns the audio seconds it handled
+    (for throughput figures). Nothing is accumulated in memory across recordings.
+    """
+    result = BatchResult(stage)
+    t0 = time.perf_counter()
+    with make_progress() as progress:
+        task = progress.add_task(stage, total=len(recordings), status="", visible=show_progress)
+        for rec in recordings:
+            if not overwrite and is_done(rec):
+                result.skipped.append(rec.recording_id)
+            else:
+                try:
+                    audio_s = process(rec)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except Exception as exc:  # one bad recording never stops the batch
+                    row = write_error(out_root, stage, rec, exc)
+                    result.failed.append(row)
+                    console.print(f"[red]failed[/] {rec.recording_id}: {row['message']}", soft_wrap=True)
+                else:
+                    clear_error(out_root, stage, rec.recording_id)
+                    result.done.append(rec.recording_id)
+                    result.audio_s += float(audio_s or 0.0)
+            elapsed = time.perf_counter() - t0
+            rt = f"{result.audio_s / elapsed:.1f}x RT" if result.audio_s and elapsed > 0 else ""
+            progress.update(
+                task,
+                advance=1,
+                status=f"{result.audio_s / 3600:.2f} h audio {rt} {len(result.failed)} failed",
+            )
+    result.wall_s = time.perf_counter() - t0
+    return result

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+models_app = typer.Typer(help="List and fetch the models in the registry (models/registry.toml).", no_args_is_help=True)
+
+
+@models_app.command("list")
+def list_models(kind: Optional[str] = typer.Option(None, help="Only this kind (audio_encoder, text_encoder, asr, ...).")) -> None:
+    """Every alias, where it would load from, and whether it is available now."""
+    from ..console import console
+    from ..registry import is_offline, locate, models_dir, registry
+
+    table = Table(title=f"models (models dir: {models_dir()}, offline: {is_offline()})")
+    for col in ("alias", "kind", "source", "dim", "available", "loads from"):
+        table.add_column(col)
+    for alias, spec in registry().items():
+        if kind and spec.kind != kind:
+            continue
+        r = locate(alias)
+        avail = {"missing": "[red]no[/]", "hub": "[yellow]hub[/]"}.get(r.where, "[green]yes[/]")
+        src = spec.repo or spec.package or "builtin"
+        table.add_row(alias, spec.kind, src, str(spec.dim or ""), avail, f"{r.where}: {r.path}" if r.path else r.where)
+    console.print(table)
+
+
+@models_app.command("pull")
+def pull_models(
+    aliases: List[str] = typer.Argument(..., help="Registry aliases to download."),
+    to: Optional[Path] = typer.Option(None, "--to", help="Directory to place <alias>/ folders in (default: the HF cache)."),
+) -> None:
+    """Download models for later air-gapped use (HF_TOKEN for gated repos)."""
+    from ..console import console
+    from ..registry import pull
+
+    for alias in aliases:
+        r = pull(alias, to=to)
+        console.print(f"[green]{alias}[/] -> {r.path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(models_app, name="models")

@@ -1,0 +1,234 @@
+"""Model registry: aliases -> sources, and where each model would load from.
+
+Resolution order (DESIGN.md): an explicit local path, the project's models directory
+($HILBERT_MODELS_DIR, default ./models), the Hugging Face cache, then the hub - never the
+hub when offline (HF_HUB_OFFLINE=1, HILBERT_OFFLINE=1 or --offline). Stages always load the
+resolved *local directory*, so no library gets a hub id it could try to contact.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from .errors import ConfigError, ModelUnavailable
+
+Kind = Literal[
+    "audio_encoder", "text_encoder", "audio_text_encoder", "asr", "diarization",
+    "speaker_encoder", "vad", "emotion",
+]
+Where = Literal["path", "models_dir", "hf_cache", "hub", "package", "builtin", "missing"]
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry (models/registry.toml)."""
+
+    alias: str
+    kind: Kind
+    source: Literal["hf", "package", "builtin"]
+    arch: str
+    repo: str | None = None
+    revision: str | None = None
+    dim: int | None = None
+    package: str | None = None
+    locator: str | None = None
+    description: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pull_hint(self) -> str:
+        if self.source == "package":
+            return "pip install 'hilbert-cli[offline]' (see scripts/setup.sh)"
+        return f"hilbert models pull {self.alias}"
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """Where a model loads from. `path` is None only for builtin models."""
+
+    spec: ModelSpec
+    path: Path | None
+    where: Where
+    revision: str | None = None  # the commit actually resolved, when known
+
+    def provenance(self) -> dict:
+        """What goes into Parquet metadata and model configs."""
+        return {
+            "alias": self.spec.alias,
+            "repo": self.spec.repo,
+            "revision": self.revision or self.spec.revision,
+            "source": self.where,
+            "arch": self.spec.arch,
+            "dim": self.spec.dim,
+        }
+
+
+def is_offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in _TRUE for v in ("HF_HUB_OFFLINE", "HILBERT_OFFLINE"))
+
+
+def set_offline() -> None:
+    """Make this process and every library in it offline (hub never contacted)."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HILBERT_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:  # huggingface_hub reads the variable at import time
+        import huggingface_hub.constants as hc
+
+        hc.HF_HUB_OFFLINE = True
+    except Exception:  # pragma: no cover - hub not importable
+        pass
+
+
+def models_dir() -> Path:
+    return Path(os.environ.get("HILBERT_MODELS_DIR", "models")).expanduser()
+
+
+def _registry_file() -> Path:
+    env = os.environ.get("HILBERT_REGISTRY")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve().parent
+    candidates += [here / "data" / "registry.toml", here.parent / "models" / "registry.toml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise ConfigError(f"model registry not found (looked at {', '.join(map(str, candidates))})")
+
+
+@lru_cache(maxsize=4)
+def _load(path: str) -> dict[str, ModelSpec]:
+    try:
+        raw = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from exc
+    known = set(ModelSpec.__dataclass_fields__) - {"alias", "extra"}
+    specs = {}
+    for alias, entry in raw.get("models", {}).items():
+        main = {k: v for k, v in entry.items() if k in known}
+        extra = {k: v for k, v in entry.items() if k not in known}
+        try:
+            specs[alias] = ModelSpec(alias=alias, extra=extra, **main)
+        except TypeError as exc:
+            raise ConfigError(f"{path}: models.{alias}: {exc}") from exc
+    return specs
+
+
+def registry() -> dict[str, ModelSpec]:
+    return _load(str(_registry_file()))
+
+
+def get_spec(alias: str) -> ModelSpec:
+    specs = registry()
+    if alias not in specs:
+        raise ModelUnavailable(
+            f"unknown model '{alias}': not a registry alias nor an existing path "
+            f"(see `hilbert models list`)"
+        )
+    return specs[alias]
+
+
+def _package_path(spec: ModelSpec) -> Path:
+    try:
+        mod = importlib.import_module(spec.package)
+    except ImportError as exc:
+        raise ModelUnavailable(
+            f"model '{spec.alias}' ships in the Python package '{spec.package}', which is not "
+            f"installed: {spec.pull_hint}"
+        ) from exc
+    obj = getattr(mod, spec.locator or "__file__")
+    value = obj() if callable(obj) else obj
+    p = Path(value)
+    return p.parent if p.is_file() else p
+
+
+def _hf_cache_path(spec: ModelSpec) -> tuple[Path, str] | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        p = Path(snapshot_download(spec.repo, revision=spec.revision, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        return None
+    return p, p.name
+
+
+def _looked(spec: ModelSpec) -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return f"{models_dir() / spec.alias} and the HF cache ({HF_HUB_CACHE})"
+
+
+def locate(name: str) -> ResolvedModel:
+    """Where `name` (an alias or a path) would load from, without downloading anything."""
+    p = Path(name).expanduser()
+    if p.exists():
+        spec = ModelSpec(alias=str(name), kind="audio_encoder", source="hf", arch="local")
+        # an explicit path: the spec of a registry alias with that directory name, if any
+        return ResolvedModel(spec=registry().get(p.name, spec), path=p.resolve(), where="path")
+    spec = get_spec(name)
+    if spec.source == "builtin":
+        return ResolvedModel(spec, None, "builtin")
+    if spec.source == "package":
+        try:
+            return ResolvedModel(spec, _package_path(spec), "package")
+        except ModelUnavailable:
+            return ResolvedModel(spec, None, "missing")
+    local = models_dir() / spec.alias
+    if local.is_dir() and any(local.iterdir()):
+        return ResolvedModel(spec, local.resolve(), "models_dir")
+    cached = _hf_cache_path(spec)
+    if cached:
+        return ResolvedModel(spec, cached[0], "hf_cache", revision=cached[1])
+    return ResolvedModel(spec, None, "hub" if not is_offline() else "missing")
+
+
+def resolve(name: str, *, kind: Kind | None = None) -> ResolvedModel:
+    """Resolve `name` to a local directory, downloading from the hub only when online.
+
+    Raises ModelUnavailable with one line naming the alias, where it looked and the pull
+    command, when the model cannot be had.
+    """
+    found = locate(name)
+    spec = found.spec
+    if kind is not None and found.where != "path" and spec.kind != kind:
+        raise ModelUnavailable(f"model '{name}' is a {spec.kind}, not a {kind}")
+    if found.where == "missing":
+        if spec.source == "package":
+            _package_path(spec)  # raises with the install hint
+        raise ModelUnavailable(
+            f"model '{spec.alias}' ({spec.repo}) is not available offline: looked in "
+            f"{_looked(spec)}; run `{spec.pull_hint}` on a connected machine "
+            f"(or pass a local directory)"
+        )
+    if found.where == "hub":
+        return pull(spec.alias)
+    return found
+
+
+def pull(alias: str, to: Path | None = None) -> ResolvedModel:
+    """Download `alias` from the hub (into `to`/<alias> when given, else the HF cache)."""
+    spec = get_spec(alias)
+    if spec.source != "hf":
+        return locate(alias)
+    if is_offline():
+        raise ModelUnavailable(f"cannot pull '{alias}' ({spec.repo}): offline (HF_HUB_OFFLINE=1)")
+    from huggingface_hub import snapshot_download
+
+    token = os.environ.get("HF_TOKEN")
+    try:
+        if to is not None:
+            dest = Path(to) / alias
+            p = Path(snapshot_download(spec.repo, revision=spec.revision, local_dir=dest, token=token))
+            return ResolvedModel(spec, p, "models_dir", revision=spec.revision)
+        p = Path(snapshot_download(spec.repo, revision=spec.revision, token=token))
+    except Exception as exc:  # network, auth (gated pyannote repos), missing revision
+        raise ModelUnavailable(f"could not pull '{alias}' ({spec.repo}): {' '.join(str(exc).split())[:300]}") from exc
+    return ResolvedModel(spec, p, "hf_cache", revision=p.name)
