@@ -220,16 +220,36 @@ def run_batch(
     *,
     stage: str,
     out_root: Path,
-    process: Callable[[Recording], float | None],
     is_done: Callable[[Recording], bool],
+    process: Callable[[Recording], float | None] | None = None,
+    make_process: Callable[[], Callable[[Recording], float | None]] | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
+    engine: str = "local",
+    engine_options: Mapping[str, Any] | None = None,
 ) -> BatchResult:
-    """Run `process` on each recording not yet done; failures become error rows.
+    """Run the stage on each recording not yet done; failures become error rows.
 
-    `process` writes its own outputs atomically and returns the audio seconds it handled
-    (for throughput figures). Nothing is accumulated in memory across recordings.
+    The per-recording callable writes its own outputs atomically and returns the audio
+    seconds it handled (for throughput figures). Nothing is accumulated in memory across
+    recordings. `make_process` is a picklable factory, so other engines (Ray actors) can
+    build the callable once per worker; the local engine builds it once here.
     """
+    if (process is None) == (make_process is None):
+        raise TypeError("run_batch needs exactly one of process= or make_process=")
+    if engine == "ray":
+        if make_process is None:
+            raise ConfigError(f"{stage}: the ray engine needs a picklable make_process factory")
+        from .engines.ray_engine import run_batch_ray
+
+        return run_batch_ray(
+            recordings, stage=stage, out_root=out_root, make_process=make_process,
+            is_done=is_done, overwrite=overwrite, **dict(engine_options or {}),
+        )
+    if engine != "local":
+        raise ConfigError(f"--engine {engine}: expected local or ray")
+    if process is None:
+        process = make_process()
     result = BatchResult(stage)
     t0 = time.perf_counter()
     with make_progress() as progress:
