@@ -1,0 +1,168 @@
+"""Frozen segment encoders: the two protocols every backbone implements, and their factories.
+
+An audio encoder maps 16 kHz mono float32 clips (one per segment, any length) to one vector
+each; a text encoder maps segment texts to one vector each. Both run frozen, in eval mode,
+with no gradient. Implementations:
+
+- ``spec``                                  log-mel statistics (torchaudio, no weights)  -> spec.py
+- ``whisper`` / ``hubert`` / ``wav2vec2`` / ``wav2vec2-conformer`` (and any other
+  transformers speech encoder with a feature extractor)                                  -> hf_audio.py
+- ``sentence-transformers``                 text encoders                                -> text.py
+- ``clap``                                  audio and text towers of CLAP                -> clap.py
+  (owned by the compare work; constructed as ``ClapAudioEncoder(path, device)`` /
+  ``ClapTextEncoder(path, device)``)
+
+Optional attributes an implementation may carry (the pipeline reads them with getattr):
+``provenance: dict`` (model id / revision / arch for the Parquet metadata; defaults to
+alias + dim), ``max_input_s: float | None`` (longest clip one forward pass takes; the
+encoder itself chunks longer clips), ``device: str``, ``options: dict`` (settings that change
+the output, e.g. the layer; part of the cache key).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import ConfigError, ModelUnavailable
+
+SAMPLE_RATE = 16_000
+
+#: transformers model_type (config.json) -> our arch name
+_AUDIO_MODEL_TYPES = {
+    "whisper": "whisper",
+    "hubert": "hubert",
+    "wav2vec2": "wav2vec2",
+    "wav2vec2-conformer": "wav2vec2-conformer",
+    "wav2vec2-bert": "wav2vec2-bert",
+    "wavlm": "wavlm",
+    "data2vec-audio": "data2vec-audio",
+    "unispeech-sat": "unispeech-sat",
+    "clap": "clap",
+}
+HF_AUDIO_ARCHS = frozenset(set(_AUDIO_MODEL_TYPES.values()) - {"clap"})
+
+
+@runtime_checkable
+class AudioEncoder(Protocol):
+    """16 kHz mono float32 clips -> [n, dim] float32 (row i is clip i; batching never changes a row)."""
+
+    alias: str
+    dim: int
+
+    def embed(self, clips: list[np.ndarray]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class TextEncoder(Protocol):
+    """Texts -> [n, dim] float32 (row i is text i)."""
+
+    alias: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def encoder_provenance(encoder: Any) -> dict:
+    """What goes into the features metadata for `encoder` (alias, dim, repo, revision, options)."""
+    prov = dict(getattr(encoder, "provenance", None) or {})
+    prov.setdefault("alias", encoder.alias)
+    prov["dim"] = int(encoder.dim)
+    opts = getattr(encoder, "options", None)
+    if opts:
+        prov["options"] = dict(opts)
+    return prov
+
+
+def _config_model_type(path: Path) -> str | None:
+    cfg = path / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        return json.loads(cfg.read_text()).get("model_type")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{cfg}: unreadable model config ({exc})") from exc
+
+
+def _resolve(name: str, kind: str):
+    """(resolved model, arch) for an alias or a local directory."""
+    from ..registry import resolve
+
+    kinds = {"audio": ("audio_encoder", "audio_text_encoder"), "text": ("text_encoder", "audio_text_encoder")}[kind]
+    try:
+        found = resolve(name)
+    except ModelUnavailable:
+        raise
+    spec = found.spec
+    if found.where != "path" and spec.kind not in kinds:
+        raise ModelUnavailable(f"model '{name}' is a {spec.kind}, not a {kind} encoder")
+    arch = spec.arch
+    if found.where == "path":
+        p = found.path
+        if p is None or not p.is_dir():
+            raise ConfigError(f"{name}: expected a model directory")
+        if kind == "text" and ((p / "modules.json").is_file() or (p / "config_sentence_transformers.json").is_file()):
+            arch = "sentence-transformers"
+        else:
+            mt = _config_model_type(p)
+            if kind == "audio":
+                if mt not in _AUDIO_MODEL_TYPES:
+                    raise ConfigError(
+                        f"{p}: not an audio encoder directory (config.json model_type={mt!r}; "
+                        f"expected one of {', '.join(sorted(_AUDIO_MODEL_TYPES))})"
+                    )
+                arch = _AUDIO_MODEL_TYPES[mt]
+            else:
+                arch = "clap" if mt == "clap" else "sentence-transformers"
+                if mt is None and arch == "sentence-transformers":
+                    raise ConfigError(f"{p}: not a sentence-transformers or transformers model directory")
+    return found, arch
+
+
+def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEncoder:
+    """An audio encoder from a registry alias or a local directory (loaded once, frozen).
+
+    opts (HF speech encoders): layer (int, hidden-state index; default the last layer),
+    batch_size, max_input_s (chunk length; default the model's own limit), autocast (bool).
+    spec: n_mels, n_fft, hop_ms.
+    """
+    from ..devices import pick_device
+
+    found, arch = _resolve(name, "audio")
+    dev = pick_device(device)
+    if arch == "spec":
+        from .spec import SpecEncoder
+
+        return SpecEncoder(alias=found.spec.alias, device=dev, provenance=found.provenance(), **opts)
+    if arch == "clap":
+        from .clap import ClapAudioEncoder
+
+        return ClapAudioEncoder(found.path, dev)
+    if arch in HF_AUDIO_ARCHS or arch == "local":
+        from .hf_audio import HFAudioEncoder
+
+        return HFAudioEncoder(found.path, alias=found.spec.alias, arch=arch, device=dev, provenance=found.provenance(), **opts)
+    raise ConfigError(f"model '{name}': arch '{arch}' is not an audio encoder this tool can run")
+
+
+def load_text_encoder(name: str, device: str = "auto", **opts: Any) -> TextEncoder:
+    """A text encoder from a registry alias or a local directory (loaded once, frozen).
+
+    opts (sentence-transformers): batch_size, normalize (bool, default False), max_seq_length.
+    """
+    from ..devices import pick_device
+
+    found, arch = _resolve(name, "text")
+    dev = pick_device(device)
+    if arch == "clap":
+        from .clap import ClapTextEncoder
+
+        return ClapTextEncoder(found.path, dev)
+    if arch == "sentence-transformers":
+        from .text import SentenceTextEncoder
+
+        return SentenceTextEncoder(found.path, alias=found.spec.alias, device=dev, provenance=found.provenance(), **opts)
+    raise ConfigError(f"model '{name}': arch '{arch}' is not a text encoder this tool can run")
