@@ -1,0 +1,459 @@
+"""A synthetic interview corpus with known document-level labels, built offline with espeak-ng.
+
+Each recording is a short interview: an interviewer (one fixed voice) asks open questions,
+a participant (one of several distinct espeak-ng voices) answers at length, so the
+participant speaks most (about three quarters of the speech). Each recording carries one
+document-level label, ``affect`` in {negative, neutral, positive}, expressed two ways:
+
+- **what is said**: most of the participant's sentences come from the label's sentence
+  pool (written for this project), the rest from the neutral pool, so the text carries the
+  label but not perfectly;
+- **how it is said**: the participant's pitch, speaking rate and volume are shifted by the
+  label (positive: higher, faster, louder; negative: lower, slower, quieter), with jitter per
+  recording and per sentence, so prosody carries the label too.
+
+Every participant records every class (balanced), so the voice never gives the label away;
+``participant`` is the group column for grouped cross-validation. A second set of
+participants (never in training) gives held-out recordings for ``hilbert score``.
+
+Everything is deterministic for a seed. Only espeak-ng is needed (no sox, no network).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import HilbertError
+
+SAMPLE_RATE = 16_000
+ESPEAK_RATE = 22_050
+CLASSES = ("negative", "neutral", "positive")
+TASK = "affect"
+GROUP_COLUMN = "participant"
+
+# ----------------------------------------------------------------------------------------
+# Sentences written for the project. Plain, first-person interview answers about family,
+# work, sleep and everyday life, so the sentiment is document-level and not topic-level.
+# ----------------------------------------------------------------------------------------
+POSITIVE = [
+    "Honestly, things have been really good at home lately.",
+    "We went camping by the lake and it was wonderful.",
+    "My daughter and I laugh together almost every evening.",
+    "I feel proud of how much my son has grown this year.",
+    "Work has been busy, but I enjoy it and my team is great.",
+    "I have been sleeping well and I wake up feeling rested.",
+    "We cook dinner together on Sundays and everyone loves it.",
+    "My friends threw me a surprise party and I was so happy.",
+    "I finally finished the garden and it looks beautiful.",
+    "The kids are doing great at school and they like their teachers.",
+    "I feel calm and hopeful about the next few months.",
+    "We talk openly in our family, and that makes me glad.",
+    "Last weekend we visited my parents and it was a lovely day.",
+    "I started running again and I feel full of energy.",
+    "My partner is very supportive, and I am grateful for that.",
+    "I love the quiet mornings when the whole house is peaceful.",
+    "We adopted a puppy and everyone adores her.",
+    "I got a promotion, and I am excited about the new role.",
+    "Our holiday at the beach was the best week in years.",
+    "I feel really close to my brother these days.",
+    "The children helped their grandmother and I was delighted.",
+    "Everything feels lighter now, and I am enjoying life.",
+    "We celebrated my birthday with a big happy dinner.",
+    "I think we are in a really good place as a family.",
+    "My son made the team and he was thrilled about it.",
+    "I feel confident, and I am looking forward to the summer.",
+    "We play board games on Friday nights and it is so much fun.",
+    "I am thankful for my friends, they make me smile every day.",
+]
+
+NEGATIVE = [
+    "Honestly, things have been really hard at home lately.",
+    "I feel tired all the time and I cannot sleep at night.",
+    "We argue almost every evening and it wears me down.",
+    "I am worried about my son, he barely talks to me anymore.",
+    "Work has been stressful and I dread going in every morning.",
+    "I feel lonely, even when the whole family is in the house.",
+    "My mother is sick and I am scared about what will happen.",
+    "Nothing seems to go right, no matter how hard I try.",
+    "I lost my job in the spring and money has been a disaster.",
+    "The kids are struggling at school and I feel like I failed them.",
+    "I get angry over small things and then I feel terrible.",
+    "We cancelled our holiday because everything fell apart.",
+    "I cried in the car after work again last week.",
+    "My partner and I hardly speak, and it hurts.",
+    "I feel hopeless about the future most days.",
+    "My daughter was bullied and I could not protect her.",
+    "The house feels tense and everyone is unhappy.",
+    "I have been anxious and my chest feels tight all the time.",
+    "My brother and I had a bad fight and we do not talk now.",
+    "I feel guilty that I am always too exhausted to play with the kids.",
+    "It has been a miserable year, to be honest.",
+    "I keep thinking that something awful is going to happen.",
+    "Our dog died in the winter and we are still heartbroken.",
+    "I feel ashamed that I lose my temper with the children.",
+    "Every day feels heavy and I have no energy left.",
+    "I am frustrated, nobody listens to me at home.",
+    "The doctor gave us bad news and I am frightened.",
+    "I feel empty, and I do not enjoy anything anymore.",
+]
+
+NEUTRAL = [
+    "We live in a small house near the middle of town.",
+    "I usually get up around seven and make breakfast.",
+    "My son is in grade eight and my daughter is in grade five.",
+    "I work at an office downtown, mostly on the computer.",
+    "On weekdays the kids take the bus to school.",
+    "We have dinner at about six most evenings.",
+    "My partner works shifts at the hospital.",
+    "On Saturdays we do the shopping and clean the house.",
+    "My parents live about an hour away by car.",
+    "The children share a room at the moment.",
+    "I drive to work, it takes about twenty minutes.",
+    "We moved to this street about four years ago.",
+    "In the evening I usually read or watch the news.",
+    "My daughter plays piano and my son plays soccer.",
+    "We have a cat and two fish.",
+    "The school is a ten minute walk from our house.",
+    "I do the laundry on Tuesdays and Thursdays.",
+    "My brother lives in another province.",
+    "We usually go to bed around eleven.",
+    "I take the train when the weather is bad.",
+    "The kids have homework most nights.",
+    "We visit my in-laws once or twice a month.",
+    "I keep a calendar on the fridge for appointments.",
+    "My partner does most of the cooking during the week.",
+    "In summer the kids go to a day camp.",
+    "I had a routine check up at the clinic last month.",
+    "We bought a new table for the kitchen.",
+    "The library is open late on Wednesdays.",
+]
+
+QUESTIONS = [
+    "Can you tell me about a typical day at home?",
+    "How have things been with your family recently?",
+    "What do you usually do on weekends?",
+    "How would you describe your relationship with your children?",
+    "How has work been for you lately?",
+    "How have you been sleeping?",
+    "Tell me about the last holiday you had.",
+    "How do you get along with your partner?",
+    "What happens when there is a disagreement at home?",
+    "How do you feel about the coming months?",
+    "Who do you talk to when something is on your mind?",
+    "Can you describe your son or daughter in a few words?",
+]
+
+BACKCHANNELS = ["I see.", "Okay.", "Thank you.", "Right.", "Mm hm, go on."]
+
+POOLS = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
+
+#: prosody shift by label: (pitch 0-99, words per minute, amplitude 0-200)
+PROSODY_SHIFT = {"positive": (14, 28, 30), "neutral": (0, 0, 0), "negative": (-12, -32, -30)}
+
+
+@dataclass(frozen=True)
+class Voice:
+    participant: str
+    espeak: str  # espeak-ng voice name, with +variant
+    pitch: int  # base pitch, 0-99
+    speed: int  # base rate, words per minute
+
+
+#: participants in the training corpus (groups for grouped CV) and the held-out ones
+TRAIN_VOICES = [
+    Voice("p01", "en-us+f3", 58, 165),
+    Voice("p02", "en-gb+m1", 36, 160),
+    Voice("p03", "en-gb-scotland+f2", 62, 155),
+    Voice("p04", "en-029+m4", 40, 170),
+    Voice("p05", "en-us+f1", 55, 150),
+    Voice("p06", "en+m7", 32, 160),
+    Voice("p07", "en-gb-x-rp+f4", 60, 160),
+    Voice("p08", "en-us-nyc+m2", 42, 165),
+]
+HELDOUT_VOICES = [
+    Voice("h01", "en-us+f5", 57, 160),
+    Voice("h02", "en-gb+m3", 38, 165),
+    Voice("h03", "en-029+f2", 60, 155),
+]
+INTERVIEWER = Voice("interviewer", "en-us+m3", 45, 165)
+
+
+@dataclass
+class CorpusSpec:
+    """What to build. The defaults give 36 training + 9 held-out recordings of ~50-60 s."""
+
+    n_participants: int = 6  # training participants (groups), at most len(TRAIN_VOICES)
+    per_class: int = 2  # recordings per participant per class
+    n_heldout_participants: int = 3
+    heldout_per_class: int = 1
+    answers: tuple[int, int] = (6, 7)  # questions per interview (min, max)
+    sentences_per_answer: tuple[int, int] = (2, 3)
+    on_label: float = 0.65  # share of the participant's sentences drawn from the label's pool
+    seed: int = 0
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@dataclass
+class Utterance:
+    speaker: str
+    text: str
+    pitch: int
+    speed: int
+    amplitude: int
+
+
+@dataclass
+class Script:
+    recording_id: str
+    split: str  # train | heldout
+    participant: str
+    label: str
+    voice: Voice
+    utterances: list[Utterance] = field(default_factory=list)
+    pauses_s: list[float] = field(default_factory=list)  # silence before each utterance
+
+
+@dataclass
+class CorpusInfo:
+    root: Path
+    train_dir: Path
+    heldout_dir: Path
+    labels: Path
+    heldout_labels: Path
+    manifest: Path
+    n_train: int
+    n_heldout: int
+    audio_s: float
+    participant_share: float  # participant speech / all speech
+
+    def describe(self) -> str:
+        return (
+            f"{self.n_train} training + {self.n_heldout} held-out recordings, "
+            f"{self.audio_s / 60:.1f} min of audio, participant speaks "
+            f"{100 * self.participant_share:.0f} % of the speech"
+        )
+
+
+def _clip(v: float, lo: int, hi: int) -> int:
+    return int(min(hi, max(lo, round(v))))
+
+
+def _draw_sentences(rng: random.Random, label: str, n: int, on_label: float, used: set[str]) -> list[str]:
+    out = []
+    for _ in range(n):
+        if label == "neutral":
+            r = rng.random()
+            pool = NEUTRAL if r < on_label else (POSITIVE if r < (1 + on_label) / 2 else NEGATIVE)
+        else:
+            pool = POOLS[label] if rng.random() < on_label else NEUTRAL
+        choices = [s for s in pool if s not in used] or pool
+        s = rng.choice(choices)
+        used.add(s)
+        out.append(s)
+    return out
+
+
+def make_script(rid: str, split: str, voice: Voice, label: str, spec: CorpusSpec, rng: random.Random) -> Script:
+    dp, ds, da = PROSODY_SHIFT[label]
+    # per-recording prosody: the label's shift plus jitter (so prosody is informative, not exact)
+    base_pitch = voice.pitch + dp + rng.gauss(0, 4)
+    base_speed = voice.speed + ds + rng.gauss(0, 7)
+    base_amp = 100 + da + rng.gauss(0, 7)
+    script = Script(rid, split, voice.participant, label, voice)
+    used: set[str] = set()
+    questions = rng.sample(QUESTIONS, rng.randint(*spec.answers))
+    for qi, q in enumerate(questions):
+        if qi > 0 and rng.random() < 0.4:  # interviewer backchannel before the next question
+            q = f"{rng.choice(BACKCHANNELS)} {q}"
+        script.utterances.append(
+            Utterance("interviewer", q, INTERVIEWER.pitch, INTERVIEWER.speed, 100)
+        )
+        script.pauses_s.append(round(rng.uniform(0.5, 0.9), 3))
+        answer = _draw_sentences(rng, label, rng.randint(*spec.sentences_per_answer), spec.on_label, used)
+        # one utterance per sentence, each with a little prosodic variation
+        for j, sentence in enumerate(answer):
+            script.utterances.append(
+                Utterance(
+                    voice.participant,
+                    sentence,
+                    _clip(base_pitch + rng.gauss(0, 3), 5, 95),
+                    _clip(base_speed + rng.gauss(0, 5), 90, 260),
+                    _clip(base_amp + rng.gauss(0, 4), 30, 190),
+                )
+            )
+            script.pauses_s.append(round(rng.uniform(0.6, 1.0) if j == 0 else rng.uniform(0.25, 0.5), 3))
+    return script
+
+
+def make_scripts(spec: CorpusSpec) -> list[Script]:
+    if spec.n_participants > len(TRAIN_VOICES) or spec.n_heldout_participants > len(HELDOUT_VOICES):
+        raise HilbertError(
+            f"demo corpus: at most {len(TRAIN_VOICES)} training and {len(HELDOUT_VOICES)} held-out participants"
+        )
+    rng = random.Random(spec.seed)
+    scripts = []
+    for split, voices, per_class in (
+        ("train", TRAIN_VOICES[: spec.n_participants], spec.per_class),
+        ("heldout", HELDOUT_VOICES[: spec.n_heldout_participants], spec.heldout_per_class),
+    ):
+        for voice in voices:
+            labels = [c for c in CLASSES for _ in range(per_class)]
+            rng.shuffle(labels)
+            for i, label in enumerate(labels, 1):
+                rid = f"{voice.participant}/{voice.participant}_interview{i:02d}.wav"
+                scripts.append(make_script(rid, split, voice, label, spec, rng))
+    return scripts
+
+
+def _espeak(text: str, voice: str, pitch: int, speed: int, amplitude: int) -> np.ndarray:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise HilbertError(
+            "the demo needs espeak-ng to synthesise its corpus: install it "
+            "(Debian/Ubuntu: apt-get install espeak-ng; macOS: brew install espeak-ng)"
+        )
+    cmd = [exe, "-v", voice, "-p", str(pitch), "-s", str(speed), "-a", str(amplitude), "--stdout", text]
+    proc = subprocess.run(cmd, capture_output=True, check=False)
+    if proc.returncode != 0 or len(proc.stdout) < 44:
+        raise HilbertError(f"espeak-ng failed for voice {voice}: {proc.stderr.decode(errors='replace').strip()}")
+    import io
+
+    import soundfile as sf
+
+    data, sr = sf.read(io.BytesIO(proc.stdout), dtype="float32")
+    if data.ndim > 1:
+        data = data.mean(axis=1)
+    if sr != ESPEAK_RATE:
+        raise HilbertError(f"espeak-ng produced {sr} Hz audio, expected {ESPEAK_RATE}")
+    return data
+
+
+def _trim(x: np.ndarray, thr: float = 1e-3) -> np.ndarray:
+    idx = np.flatnonzero(np.abs(x) > thr)
+    return x[idx[0] : idx[-1] + 1] if idx.size else x[:0]
+
+
+def render(script: Script, path: Path) -> list[dict]:
+    """Synthesise `script` to a 16 kHz mono 16-bit wav at `path` (atomic); return its turns."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    pieces: list[np.ndarray] = []
+    turns: list[dict] = []
+    t = 0.0
+    for utt, pause in zip(script.utterances, script.pauses_s):
+        voice = INTERVIEWER.espeak if utt.speaker == "interviewer" else script.voice.espeak
+        wav = _trim(_espeak(utt.text, voice, utt.pitch, utt.speed, utt.amplitude))
+        wav16 = resample_poly(wav, 160, 441).astype(np.float32)
+        sil = np.zeros(int(round(pause * SAMPLE_RATE)), np.float32)
+        pieces += [sil, wav16]
+        t += len(sil) / SAMPLE_RATE
+        dur = len(wav16) / SAMPLE_RATE
+        turns.append({"speaker": utt.speaker, "start_s": round(t, 3), "end_s": round(t + dur, 3), "text": utt.text})
+        t += dur
+    pieces.append(np.zeros(int(0.5 * SAMPLE_RATE), np.float32))
+    audio = np.clip(np.concatenate(pieces), -1.0, 1.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.wav", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, audio, SAMPLE_RATE, subtype="PCM_16")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return turns
+
+
+def _write_labels(path: Path, scripts: list[Script]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["recording_id", TASK, GROUP_COLUMN])
+        for s in scripts:
+            w.writerow([s.recording_id, s.label, s.participant])
+    os.replace(tmp, path)
+
+
+def build_corpus(out_dir: str | os.PathLike, spec: CorpusSpec | None = None, *, workers: int | None = None,
+                 force: bool = False) -> CorpusInfo:
+    """Build (or reuse, when already built with the same spec) the demo corpus under `out_dir`.
+
+    Layout::
+
+        out_dir/train/<participant>/<participant>_interviewNN.wav   training recordings
+        out_dir/heldout/<participant>/...                            held-out recordings
+        out_dir/labels.csv           recording_id, affect, participant (training)
+        out_dir/heldout_labels.csv   the same for the held-out recordings (for checking scores)
+        out_dir/manifest.json        spec, and per recording: label, prosody, true speaker turns
+
+    recording_id is relative to train/ or heldout/, as `hilbert prepare` names them.
+    """
+    spec = spec or CorpusSpec()
+    root = Path(out_dir)
+    manifest = root / "manifest.json"
+    if not force and manifest.is_file():
+        try:
+            old = json.loads(manifest.read_text())
+        except ValueError:
+            old = {}
+        if old.get("spec_key") == spec.key() and all((root / r["split"] / r["recording_id"]).is_file()
+                                                     for r in old.get("recordings", [])):
+            return _info(root, old)
+    scripts = make_scripts(spec)
+    root.mkdir(parents=True, exist_ok=True)
+
+    def job(s: Script) -> dict:
+        turns = render(s, root / s.split / s.recording_id)
+        return {
+            "recording_id": s.recording_id,
+            "split": s.split,
+            "participant": s.participant,
+            "label": s.label,
+            "voice": s.voice.espeak,
+            "duration_s": round(turns[-1]["end_s"] + 0.5, 3),
+            "turns": turns,
+        }
+
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool:
+        records = list(pool.map(job, scripts))
+    _write_labels(root / "labels.csv", [s for s in scripts if s.split == "train"])
+    _write_labels(root / "heldout_labels.csv", [s for s in scripts if s.split == "heldout"])
+    doc = {"spec": asdict(spec), "spec_key": spec.key(), "task": TASK, "classes": list(CLASSES),
+           "group_column": GROUP_COLUMN, "recordings": records}
+    tmp = manifest.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1))
+    os.replace(tmp, manifest)
+    return _info(root, doc)
+
+
+def _info(root: Path, doc: dict) -> CorpusInfo:
+    recs = doc["recordings"]
+    speech = sum(t["end_s"] - t["start_s"] for r in recs for t in r["turns"])
+    part = sum(t["end_s"] - t["start_s"] for r in recs for t in r["turns"] if t["speaker"] != "interviewer")
+    return CorpusInfo(
+        root=root,
+        train_dir=root / "train",
+        heldout_dir=root / "heldout",
+        labels=root / "labels.csv",
+        heldout_labels=root / "heldout_labels.csv",
+        manifest=root / "manifest.json",
+        n_train=sum(r["split"] == "train" for r in recs),
+        n_heldout=sum(r["split"] == "heldout" for r in recs),
+        audio_s=sum(r["duration_s"] for r in recs),
+        participant_share=part / speech if speech else 0.0,
+    )
