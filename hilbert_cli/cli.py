@@ -73,10 +73,9 @@ def main() -> None:
     except KeyboardInterrupt:
         error("interrupted")
         raise SystemExit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # usage errors from (Typer's vendored) click: they know how to show themselves
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             raise SystemExit(exc.exit_code)
         raise

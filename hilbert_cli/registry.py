@@ -149,21 +149,34 @@ def _package_path(spec: ModelSpec) -> Path:
     return p.parent if p.is_file() else p
 
 
+def hf_cache_dir() -> Path:
+    """The HF hub cache, read from the environment at call time (HF_HUB_CACHE, HF_HOME)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return Path(HF_HUB_CACHE)
+
+
 def _hf_cache_path(spec: ModelSpec) -> tuple[Path, str] | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        p = Path(snapshot_download(spec.repo, revision=spec.revision, local_files_only=True))
+        p = Path(
+            snapshot_download(
+                spec.repo, revision=spec.revision, local_files_only=True, cache_dir=hf_cache_dir()
+            )
+        )
     except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
         return None
     return p, p.name
 
 
 def _looked(spec: ModelSpec) -> str:
-    from huggingface_hub.constants import HF_HUB_CACHE
-
-    return f"{models_dir() / spec.alias} and the HF cache ({HF_HUB_CACHE})"
+    return f"{models_dir() / spec.alias} and the HF cache ({hf_cache_dir()})"
 
 
 def locate(name: str) -> ResolvedModel:
@@ -228,7 +241,7 @@ def pull(alias: str, to: Path | None = None) -> ResolvedModel:
             dest = Path(to) / alias
             p = Path(snapshot_download(spec.repo, revision=spec.revision, local_dir=dest, token=token))
             return ResolvedModel(spec, p, "models_dir", revision=spec.revision)
-        p = Path(snapshot_download(spec.repo, revision=spec.revision, token=token))
+        p = Path(snapshot_download(spec.repo, revision=spec.revision, token=token, cache_dir=hf_cache_dir()))
     except Exception as exc:  # network, auth (gated pyannote repos), missing revision
         raise ModelUnavailable(f"could not pull '{alias}' ({spec.repo}): {' '.join(str(exc).split())[:300]}") from exc
     return ResolvedModel(spec, p, "hf_cache", revision=p.name)

@@ -42,5 +42,14 @@ def pull_models(
         console.print(f"[green]{alias}[/] -> {r.path}")
 
 
+@models_app.command("which")
+def which_model(name: str = typer.Argument(..., help="A registry alias or a local path.")) -> None:
+    """Print the local directory NAME loads from (downloads only when online and missing)."""
+    from ..registry import resolve
+
+    r = resolve(name)
+    typer.echo(str(r.path) if r.path else f"{name}: builtin (no weights)")
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
