@@ -56,3 +56,15 @@ def autocast_dtype(device: str):
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return None
+
+
+def import_silero_vad():
+    """Import silero_vad without its side effect: its model module calls
+    torch.set_num_threads(1) at import, which would halve every later CPU stage."""
+    import torch
+
+    n = torch.get_num_threads()
+    import silero_vad
+
+    torch.set_num_threads(n)
+    return silero_vad
