@@ -1,0 +1,104 @@
+"""`hilbert score` (recordings -> scores with a trained model) and `hilbert merge` (shards -> one table).
+
+Exit codes (README): 0 every recording scored; 1 the run finished but some recordings failed
+(one error row each in the table); 2 bad usage, bad model directory or input: nothing scored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def score(
+    input: Path = typer.Argument(..., help="A directory of recordings (recursive), one audio file, or a list file."),
+    model: Path = typer.Option(..., "--model", "-m", help="Trained run directory (from `hilbert train`)."),
+    out: Path = typer.Option(
+        Path("scores.parquet"), "--out", "-o",
+        help="Output .parquet file; or a directory (trailing /) that receives part-K-of-N.parquet.",
+    ),
+    work: Optional[Path] = typer.Option(
+        None, "--work", "-w",
+        help="Work directory caching prepare/embed/score outputs per recording (default: hilbert_work/ next to --out). "
+        "Share it between shards and re-runs.",
+    ),
+    embeddings: bool = typer.Option(False, "--embeddings", help="Add z_a z_t z_j h_a h_t h_j list columns."),
+    transcripts: Optional[Path] = typer.Option(
+        None, "--transcripts", help="Existing transcripts (.json/.srt/.vtt/.txt named like the recordings) instead of ASR."
+    ),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: score only shard K (0-based) of N (job arrays)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Re-score recordings already scored with the same options."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score recordings with a trained HILBERT model: one streaming pass per recording.
+
+    Decode -> diarize -> transcribe (or --transcripts) -> segment -> embed with exactly the
+    backbones and options the model was trained with -> model. Cached stage outputs in the
+    work directory are reused. Killed and restarted, it ends with exactly the table of an
+    uninterrupted run.
+    """
+    from ..batch import Shard
+    from ..console import console
+    from ..devices import pick_device
+    from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path
+
+    sh = Shard.parse(shard)
+    pick_device(device)  # one line now if the device is not there
+    out_path = shard_output_path(out, sh)
+    work_dir = work if work is not None else out_path.parent / "hilbert_work"
+    opts = ScoreOptions(model_dir=model, work_dir=work_dir, embeddings=embeddings, device=device,
+                        transcripts=transcripts)
+    run = score_recordings(input, opts, out, shard=sh, overwrite=overwrite, show_progress=not quiet)
+    print_summary(run, console)
+    raise typer.Exit(run.exit_code)
+
+
+def print_summary(run, console) -> None:
+    from rich.table import Table
+
+    r = run.result
+    audio_h = r.audio_s / 3600
+    rt = f"{r.audio_s / r.wall_s:.1f}x" if r.wall_s > 0 and r.audio_s > 0 else "-"
+    t = Table(title="hilbert score", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("scored", str(len(r.done)))
+    t.add_row("skipped (already done)", str(len(r.skipped)))
+    t.add_row("failed", f"[red]{len(r.failed)}[/]" if r.failed else "0")
+    if run.n_ignored:
+        t.add_row("ignored files", f"{run.n_ignored} (hidden or not audio)")
+    t.add_row("audio scored", f"{audio_h:.2f} h in {r.wall_s:.1f} s ({rt} real time)")
+    if run.timings and r.audio_s > 0:
+        t.add_row("x real time per stage", ", ".join(
+            f"{k} {r.audio_s / v:.1f}x" for k, v in run.timings.items() if v > 0))
+    t.add_row("table", f"{run.out_path} ({run.n_rows} rows)")
+    console.print(t)
+    if r.failed:
+        console.print(f"[yellow]{len(r.failed)} recording(s) failed: see the error rows (status = 'error') "
+                      f"in {run.out_path}; run the same command again to retry them.[/]")
+
+
+def merge(
+    sources: List[Path] = typer.Argument(..., help="Shard files or directories of them (e.g. scores/)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Merged .parquet file, or a directory with --partition-by."),
+    partition_by: Optional[str] = typer.Option(
+        None, "--partition-by", help="Write a hive-partitioned dataset directory by this column (e.g. task)."
+    ),
+    expect_shards: Optional[int] = typer.Option(
+        None, "--expect-shards", help="Fail unless all N shards (part-0..N-1-of-N) are present."
+    ),
+) -> None:
+    """Merge the shard outputs of `hilbert score --shard K/N` into one table (pandas, polars, DuckDB)."""
+    from ..console import console
+    from ..scoring.merge import merge_scores
+
+    path, n = merge_scores(sources, out, partition_by=partition_by, expect_shards=expect_shards)
+    console.print(f"merged {n} rows -> {path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("score")(score)
+    app.command("merge")(merge)

@@ -1,0 +1,383 @@
+"""The streaming score pass: one recording at a time, every stage cached, crash-safe output.
+
+Layout of the work directory (shared by every shard of a run, and with `hilbert prepare` /
+`hilbert embed` outputs made with the same options, which are reused, never recomputed):
+
+    WORK/prepare/...                      words + turns per recording (hilbert prepare)
+    WORK/embed/...                        segments + features per recording (hilbert embed)
+    WORK/score/<model_key>/<recording_id>.parquet   one score part per recording
+    WORK/errors/score/<recording_id>.parquet        error rows of failed recordings
+
+A score part is written atomically (temp file + rename) and carries a config hash (model,
+prepare and embed options, --embeddings); a recording whose part exists with that hash and
+status ok is skipped as done. The final table is then streamed from the parts of the
+selected recordings (in recording_id order) into a temp file that is renamed into place, so
+a run killed at any moment and started again ends with exactly the rows of an uninterrupted
+run: no duplicates, no partial files. Failed recordings are retried on the next run and give
+one error row each.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .. import __version__
+from ..batch import (
+    BatchResult,
+    Recording,
+    Shard,
+    discover,
+    is_complete,
+    options_hash,
+    output_path,
+    run_batch,
+    select_shard,
+)
+from ..errors import ConfigError, HilbertError, InputError, one_line
+from ..parquet_io import read_metadata, write_table_atomic
+from .schema import EMBEDDING_KEYS, prob_column, rows_to_table, scores_schema
+
+STAGE = "score"
+
+
+class NoSpeech(HilbertError):
+    """The recording has no (target-speaker) speech segments: nothing for the model to score."""
+
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """Everything that decides a score run. Picklable (Ray actors rebuild the worker from it)."""
+
+    model_dir: Path
+    work_dir: Path
+    embeddings: bool = False
+    device: str = "auto"
+    #: existing transcripts (directory of .json/.srt/.vtt/.txt) used instead of ASR
+    transcripts: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "model_dir", Path(self.model_dir))
+        object.__setattr__(self, "work_dir", Path(self.work_dir))
+        if self.transcripts is not None:
+            object.__setattr__(self, "transcripts", Path(self.transcripts))
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@functools.lru_cache(maxsize=4)
+def _load_bundle(model_dir: str):
+    from ..training import load_model_dir
+
+    return load_model_dir(Path(model_dir))
+
+
+def load_bundle(model_dir: str | os.PathLike):
+    """The trained model (TrainedBundle); a missing, corrupt or incompatible dir -> ConfigError."""
+    p = Path(model_dir).expanduser()
+    if not p.exists():
+        raise ConfigError(f"--model {p}: no such directory (expected a run directory from `hilbert train`)")
+    try:
+        return _load_bundle(str(p.resolve()))
+    except HilbertError:
+        raise
+    except Exception as exc:  # anything the loader did not turn into a one-liner
+        raise ConfigError(f"--model {p}: cannot load the trained model ({one_line(exc)})") from exc
+
+
+def task_classes(bundle) -> dict[str, list[str]]:
+    """Class names per task, in the model's order."""
+    for attr in ("class_names", "classes", "label_maps"):
+        value = getattr(bundle, attr, None)
+        if isinstance(value, dict) and value:
+            return {t: list(value[t]) for t in bundle.tasks}
+    out = {}
+    for t in bundle.tasks:
+        m = bundle.models[t] if hasattr(bundle, "models") else None
+        names = getattr(m, "class_names", None) or getattr(getattr(m, "config", None), "class_names", None)
+        if names is None:
+            raise ConfigError(f"trained model: no class names for task '{t}'")
+        out[t] = list(names)
+    return out
+
+
+def model_key(bundle) -> str:
+    return re.sub(r"[^0-9A-Za-z_.\-]+", "_", str(bundle.model_id)).strip("_") or "model"
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def _stage_options(bundle, options: ScoreOptions):
+    """(PrepareOptions, EmbedOptions) exactly as recorded in the trained model's features metadata."""
+    from . import stages
+
+    return stages.stage_options(bundle.features_metadata, options)
+
+
+def score_config(bundle, options: ScoreOptions) -> dict[str, Any]:
+    """What decides a score part's content (its hash is the part's config_hash)."""
+    from . import stages
+
+    prep, emb = _stage_options(bundle, options)
+    return {
+        "model_id": bundle.model_id,
+        "model_version": str(getattr(bundle, "tool_version", "")),
+        "prepare": stages.prepare_hash(prep),
+        "embed": stages.embed_hash(emb),
+        "embeddings": bool(options.embeddings),
+    }
+
+
+def part_path(work_dir: Path, key: str, recording_id: str) -> Path:
+    return output_path(Path(work_dir), f"score/{key}", recording_id)
+
+
+def part_is_done(path: Path, config_hash: str) -> bool:
+    if not is_complete(path, config_hash):
+        return False
+    try:
+        return read_metadata(path).get("status") == "ok"
+    except InputError:
+        return False
+
+
+def _is_scored(work_dir: Path, key: str, config_hash: str, rec: Recording) -> bool:
+    return part_is_done(part_path(work_dir, key, rec.recording_id), config_hash)
+
+
+class ScoreWorker:
+    """Scores one recording per call (writes its part atomically, returns its audio seconds).
+
+    Built once per process (or per Ray actor) from picklable options; the model and every
+    stage's models load lazily, once.
+    """
+
+    def __init__(self, options: ScoreOptions):
+        self.options = options
+        self._bundle = None
+        self._stages = None
+        self.timings: dict[str, float] = {}
+
+    @property
+    def bundle(self):
+        if self._bundle is None:
+            self._bundle = load_bundle(self.options.model_dir)
+        return self._bundle
+
+    @property
+    def stages(self):
+        if self._stages is None:
+            from .stages import StageRunner
+
+            prep, emb = _stage_options(self.bundle, self.options)
+            self._stages = StageRunner(prep, emb, self.options.work_dir)
+        return self._stages
+
+    @functools.cached_property
+    def classes(self) -> dict[str, list[str]]:
+        return task_classes(self.bundle)
+
+    @functools.cached_property
+    def schema(self) -> pa.Schema:
+        return scores_schema(self.classes, self.options.embeddings)
+
+    @functools.cached_property
+    def key(self) -> str:
+        return model_key(self.bundle)
+
+    @functools.cached_property
+    def config(self) -> dict:
+        return score_config(self.bundle, self.options)
+
+    @functools.cached_property
+    def config_hash(self) -> str:
+        return options_hash(self.config)
+
+    def _tick(self, stage: str, t0: float) -> float:
+        t = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (t - t0)
+        return t
+
+    def __call__(self, rec: Recording) -> float:
+        path = part_path(self.options.work_dir, self.key, rec.recording_id)
+        meta = {"stage": "score", "config_hash": self.config_hash, "recording_id": rec.recording_id,
+                "score_config": self.config}
+        duration = None
+        stage = "prepare"
+        try:
+            t = time.perf_counter()
+            words, prep_meta, duration = self.stages.prepare(rec)
+            t = self._tick("prepare", t)
+            stage = "embed"
+            audio_emb, text_emb = self.stages.embed(rec, words, prep_meta)
+            t = self._tick("embed", t)
+            stage = "model"
+            if len(audio_emb) == 0:
+                raise NoSpeech("no speech segments for the target speaker: nothing to score")
+            preds = self.bundle.predict(audio_emb, text_emb)
+            self._tick("model", t)
+            rows = self._rows(rec, preds, len(audio_emb), duration)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except Exception as exc:
+            row = {
+                "recording_id": rec.recording_id, "status": "error", "duration_s": duration,
+                "tool_version": __version__, "model_id": str(self.bundle.model_id),
+                "model_version": str(getattr(self.bundle, "tool_version", "")),
+                "error_stage": getattr(exc, "hilbert_stage", stage),
+                "error_type": exc.__class__.__name__, "error_message": one_line(exc),
+            }
+            write_table_atomic(rows_to_table([row], self.schema), path, {**meta, "status": "error"})
+            raise
+        write_table_atomic(rows_to_table(rows, self.schema), path, {**meta, "status": "ok"})
+        return float(duration or 0.0)
+
+    def _rows(self, rec: Recording, preds, n_segments: int, duration) -> list[dict]:
+        rows = []
+        for p in preds:
+            probs = [float(x) for x in np.asarray(p.probs, dtype=np.float64).ravel()]
+            names = [str(c) for c in p.class_names]
+            row = {
+                "recording_id": rec.recording_id, "task": p.task, "status": "ok", "label": str(p.label),
+                "class_names": names, "probabilities": probs, "n_segments": int(n_segments),
+                "duration_s": None if duration is None else float(duration),
+                "model_id": str(self.bundle.model_id),
+                "model_version": str(getattr(self.bundle, "tool_version", "")),
+                "tool_version": __version__,
+            }
+            for c, v in zip(names, probs):
+                row[prob_column(c)] = v
+            if self.options.embeddings:
+                for k in EMBEDDING_KEYS:
+                    v = p.embeddings.get(k) if p.embeddings else None
+                    row[k] = None if v is None else np.asarray(v, dtype=np.float32).ravel().tolist()
+            rows.append(row)
+        return rows
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def shard_output_path(out: str | os.PathLike, shard: Shard) -> Path:
+    """Where a run's table goes.
+
+    `--out scores.parquet`: that file (with --shard K/N, N > 1: scores.part-K-of-N.parquet);
+    `--out DIR/` (an existing directory, a trailing slash, or no .parquet suffix):
+    DIR/part-K-of-N.parquet (part-0-of-1.parquet unsharded), so DIR is a dataset of shards.
+    """
+    text = str(out)
+    p = Path(out).expanduser()
+    tag = f"part-{shard.index}-of-{shard.count}"
+    if text.endswith(("/", os.sep)) or p.is_dir() or p.suffix.lower() != ".parquet":
+        return p / f"{tag}.parquet"
+    if shard.count == 1:
+        return p
+    return p.with_name(f"{p.stem}.{tag}{p.suffix}")
+
+
+def assemble(recordings: Iterable[Recording], worker: ScoreWorker, out_path: Path, extra_meta: dict) -> int:
+    """Stream the parts of `recordings` into `out_path` (temp file + rename). Returns row count."""
+    schema = worker.schema
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
+    os.close(fd)
+    n = 0
+    try:
+        from ..parquet_io import with_metadata
+
+        meta_schema = with_metadata(schema.empty_table(), {"stage": "scores", **extra_meta}).schema
+        with pq.ParquetWriter(tmp, meta_schema, compression="zstd") as writer:
+            for rec in sorted(recordings):
+                path = part_path(worker.options.work_dir, worker.key, rec.recording_id)
+                table = None
+                if is_complete(path, worker.config_hash):
+                    try:
+                        table = pq.read_table(path).select(schema.names).cast(schema)
+                    except (OSError, pa.ArrowInvalid, KeyError):
+                        table = None
+                if table is None:
+                    table = rows_to_table([{
+                        "recording_id": rec.recording_id, "status": "error", "error_stage": "score",
+                        "error_type": "NotScored", "tool_version": __version__,
+                        "model_id": str(worker.bundle.model_id),
+                        "error_message": "no score output for this recording (run the same command again)",
+                    }], schema)
+                writer.write_table(table.replace_schema_metadata(meta_schema.metadata))
+                n += table.num_rows
+        os.replace(tmp, out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return n
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+@dataclass
+class ScoreRun:
+    result: BatchResult
+    out_path: Path
+    n_rows: int
+    n_recordings: int
+    n_ignored: int  # non-audio / hidden files found in the input
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return self.result.exit_code
+
+
+def score_recordings(
+    source: str | os.PathLike | list[Recording],
+    options: ScoreOptions,
+    out: str | os.PathLike,
+    *,
+    shard: Shard | None = None,
+    overwrite: bool = False,
+    show_progress: bool = True,
+    engine: str = "local",
+    engine_options: dict | None = None,
+) -> ScoreRun:
+    """Score every recording of `source` (directory, file, list file, or Recordings) in `shard`."""
+    shard = shard or Shard()
+    if isinstance(source, (list, tuple)):
+        recordings, n_ignored = list(source), 0
+    else:
+        recordings, skipped = discover(source)
+        n_ignored = len(skipped)
+    recordings = select_shard(recordings, shard)
+    worker = ScoreWorker(options)
+    _ = worker.config_hash, worker.schema  # fail fast (one line) on a bad model dir before any work
+    key, chash = worker.key, worker.config_hash
+    is_done = functools.partial(_is_scored, options.work_dir, key, chash)
+    result = run_batch(
+        recordings, stage=STAGE, out_root=options.work_dir, make_process=lambda: worker,
+        is_done=is_done, overwrite=overwrite, show_progress=show_progress,
+        engine=engine, engine_options=engine_options,
+    ) if engine == "local" else run_batch(
+        recordings, stage=STAGE, out_root=options.work_dir,
+        make_process=functools.partial(ScoreWorker, options),
+        is_done=is_done, overwrite=overwrite, show_progress=show_progress,
+        engine=engine, engine_options=engine_options,
+    )
+    out_path = shard_output_path(out, shard)
+    n_rows = assemble(recordings, worker, out_path, {
+        "model_id": worker.bundle.model_id, "config_hash": chash, "shard": [shard.index, shard.count],
+        "n_recordings": len(recordings), "options": {
+            "model_dir": str(options.model_dir), "embeddings": options.embeddings,
+        },
+    })
+    return ScoreRun(result, out_path, n_rows, len(recordings), n_ignored, dict(worker.timings))
