@@ -1,0 +1,431 @@
+"""The Ray Data engine (issue 7) against the local engine, on a local 2-CPU Ray cluster.
+
+The cluster is started inside this module (ray.init with 2 CPUs, loopback, no dashboard, no
+usage stats) and stopped at its end. Stage workers used here must be importable by the Ray
+worker processes, so they live at module level and the cluster gets this folder on its
+PYTHONPATH.
+
+- RmsStage: a small real stage (streamed decoding with hilbert_cli.audio -> one Parquet of
+  RMS per 0.5 s chunk per recording, atomic write, config-hash resume), so the engine is
+  tested even where the prepare stage's models are not built.
+- the real `prepare` stage (tests/fixtures_prepare tiny models) when hilbert_cli.prepare is
+  there: see test_ray_prepare_equals_local.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from hilbert_cli import batch
+from hilbert_cli.errors import ConfigError, InputError
+from hilbert_cli.parquet_io import read_table, write_table_atomic
+
+HERE = Path(__file__).resolve().parent
+RMS_HASH = "rms-v1-0.5s"
+
+pytestmark = pytest.mark.timeout(300)
+
+
+# ----------------------------------------------------------------------------- test stages
+# (module level: Ray workers import them from this module by name)
+
+
+class RmsStage:
+    """process(rec): decode in 0.5 s chunks, write <out>/rms/<id>.parquet; returns seconds."""
+
+    def __init__(self, out_root: str, init_dir: str | None = None):
+        self.out_root = Path(out_root)
+        if init_dir:  # one file per construction: shows the worker is built once per actor
+            Path(init_dir).mkdir(parents=True, exist_ok=True)
+            (Path(init_dir) / f"{os.getpid()}-{id(self)}").touch()
+
+    def __call__(self, rec: batch.Recording) -> float:
+        from hilbert_cli.audio import SAMPLE_RATE, stream_chunks
+
+        starts, rms = [], []
+        n = 0
+        for chunk in stream_chunks(rec.path, chunk_s=0.5):
+            starts.append(chunk.start_s)
+            rms.append(float(np.sqrt(np.mean(np.square(chunk.samples, dtype=np.float64)))))
+            n = chunk.start_sample + chunk.samples.size
+        table = pa.table({
+            "recording_id": pa.array([rec.recording_id] * len(rms), pa.string()),
+            "chunk_index": pa.array(range(len(rms)), pa.int32()),
+            "start_s": pa.array(starts, pa.float64()),
+            "rms": pa.array(rms, pa.float32()),
+        })
+        meta = {"stage": "rms", "config_hash": RMS_HASH, "recording_id": rec.recording_id}
+        write_table_atomic(table, rms_path(self.out_root, rec.recording_id), meta)
+        return n / SAMPLE_RATE
+
+
+def rms_path(out_root, recording_id: str) -> Path:
+    return batch.output_path(Path(out_root), "rms", recording_id)
+
+
+def rms_done(out_root: str, rec: batch.Recording) -> bool:
+    return batch.is_complete(rms_path(out_root, rec.recording_id), RMS_HASH)
+
+
+class PeakStage:
+    """A second stage that reads the first's output (for chaining): max RMS per recording."""
+
+    def __init__(self, out_root: str):
+        self.out_root = Path(out_root)
+
+    def __call__(self, rec: batch.Recording) -> float:
+        rms = read_table(rms_path(self.out_root, rec.recording_id))
+        if rms.num_rows == 0:
+            raise InputError(f"{rec.recording_id}: no chunks")
+        table = pa.table({"recording_id": [rec.recording_id], "peak": [float(max(rms.column("rms").to_pylist()))]})
+        write_table_atomic(table, peak_path(self.out_root, rec.recording_id), {"stage": "peak", "config_hash": "p1"})
+        return 0.0
+
+
+def peak_path(out_root, recording_id: str) -> Path:
+    return batch.output_path(Path(out_root), "peak", recording_id)
+
+
+def peak_done(out_root: str, rec: batch.Recording) -> bool:
+    return batch.is_complete(peak_path(out_root, rec.recording_id), "p1")
+
+
+class KillOnce:
+    """Wraps a stage worker; its process dies (os._exit) on the first attempt at a victim.
+
+    victims: recording_id -> "before" (dies before the stage runs) or "after" (dies after the
+    stage wrote its outputs, before returning: the retry writes them again). A marker file per
+    victim records that the kill happened, so the retry goes through.
+    """
+
+    def __init__(self, make_inner, marker_dir: str, victims: dict[str, str]):
+        self.inner = make_inner()
+        self.marker_dir = Path(marker_dir)
+        self.victims = victims
+
+    def _kill_once(self, rec: batch.Recording, when: str) -> None:
+        if self.victims.get(rec.recording_id) != when:
+            return
+        marker = self.marker_dir / (rec.recording_id.replace("/", "__") + ".killed")
+        if not marker.exists():
+            self.marker_dir.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            os._exit(1)
+
+    def __call__(self, rec: batch.Recording) -> float:
+        self._kill_once(rec, "before")
+        audio_s = self.inner(rec)
+        self._kill_once(rec, "after")
+        return audio_s
+
+
+class KillAlways:
+    """Wraps a stage worker; the process dies every time it is handed `victim` (a poison file)."""
+
+    def __init__(self, make_inner, victim: str, count_dir: str):
+        self.inner = make_inner()
+        self.victim = victim
+        self.count_dir = Path(count_dir)
+
+    def __call__(self, rec: batch.Recording) -> float:
+        if rec.recording_id == self.victim:
+            self.count_dir.mkdir(parents=True, exist_ok=True)
+            (self.count_dir / f"death-{os.getpid()}").touch()
+            os._exit(1)
+        return self.inner(rec)
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    # the workers import this module's stages by name
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
+             logging_level="WARNING", object_store_memory=200 * 1024**2)
+    yield ray
+    ray.shutdown()
+
+
+def _make_corpus(root: Path) -> Path:
+    """Six short recordings in two folders (espeak-ng speech and tones) plus one bad file."""
+    from fixtures_prepare import have_tool, make_tone_wav, synth_speech
+
+    audio = root / "audio"
+    if have_tool("espeak-ng") and have_tool("sox"):
+        synth_speech("the quick brown fox jumps over the lazy dog", audio / "a" / "fox.wav")
+        synth_speech("she sells sea shells by the sea shore", audio / "a" / "shells.wav", voice="en+f3", pitch=70)
+        synth_speech("please call me tomorrow after lunch", audio / "b" / "call me.wav", speed=170)
+    else:
+        for name in ("a/fox.wav", "a/shells.wav", "b/call me.wav"):
+            make_tone_wav(audio / name, 1.5, freq=300.0)
+    make_tone_wav(audio / "b" / "tone.wav", 2.0, freq=440.0)
+    make_tone_wav(audio / "b" / "stereo.wav", 1.2, channels=2, freq=220.0)
+    make_tone_wav(audio / "c" / "long.wav", 3.0, freq=660.0)
+    (audio / "c" / "broken.wav").write_bytes(b"this is not audio at all")
+    return audio
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    return _make_corpus(tmp_path_factory.mktemp("ray-corpus"))
+
+
+def _recordings(audio: Path) -> list[batch.Recording]:
+    recs, _ = batch.discover(audio)
+    return recs
+
+
+def _run_local(recs, out: Path) -> batch.BatchResult:
+    return batch.run_batch(recs, stage="rms", out_root=out, make_process=functools.partial(RmsStage, str(out)),
+                           is_done=functools.partial(rms_done, str(out)), show_progress=False)
+
+
+def _run_ray(recs, out: Path, make_process=None, **engine_options) -> batch.BatchResult:
+    engine_options.setdefault("show_progress", False)
+    return batch.run_batch(
+        recs, stage="rms", out_root=out,
+        make_process=make_process or functools.partial(RmsStage, str(out)),
+        is_done=functools.partial(rms_done, str(out)), engine="ray", engine_options=engine_options,
+    )
+
+
+def _tables(out: Path, subdir: str) -> dict[str, pa.Table]:
+    root = out / subdir
+    return {p.relative_to(root).as_posix(): read_table(p) for p in sorted(root.rglob("*.parquet"))}
+
+
+def _strip_meta(t: pa.Table) -> tuple:
+    meta = json.loads(t.schema.metadata[b"hilbert"])
+    return t.replace_schema_metadata(None), meta
+
+
+def _assert_same_outputs(a: Path, b: Path, subdir: str) -> None:
+    ta, tb = _tables(a, subdir), _tables(b, subdir)
+    assert sorted(ta) == sorted(tb)
+    for key in ta:
+        (xa, ma), (xb, mb) = _strip_meta(ta[key]), _strip_meta(tb[key])
+        assert xa.equals(xb), key
+        assert ma == mb, key
+
+
+def _error_rows(out: Path, stage: str) -> list[dict]:
+    rows = batch.read_errors(out, stage).to_pylist()
+    for r in rows:
+        r.pop("time_utc")
+    return sorted(rows, key=lambda r: r["recording_id"])
+
+
+def _no_temp_files(out: Path) -> None:
+    leftovers = [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not leftovers, leftovers
+
+
+# ----------------------------------------------------------------------------- no cluster needed
+
+
+def test_without_ray_one_line_with_install_command(monkeypatch):
+    from hilbert_cli.engines import options, ray_engine
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.setitem(sys.modules, "ray.data", None)
+    with pytest.raises(ConfigError) as info:
+        options.engine_settings("ray")
+    msg = str(info.value)
+    assert "\n" not in msg and "pip install 'hilbert-cli[ray]'" in msg
+    with pytest.raises(ConfigError, match=r"hilbert-cli\[ray\]"):
+        batch.run_batch([], stage="rms", out_root=Path("."), make_process=functools.partial(RmsStage, "."),
+                        is_done=functools.partial(rms_done, "."), engine="ray")
+    with pytest.raises(ConfigError):
+        ray_engine.connect("local")
+
+
+def test_engine_option_parsing():
+    from hilbert_cli.engines.options import engine_settings
+
+    assert engine_settings("local") == ("local", {})
+    assert engine_settings("LOCAL") == ("local", {})
+    eng, opts = engine_settings("ray", "auto", "2", "prepare=0,score=0.5", "1-4")
+    assert eng == "ray"
+    assert opts == {"address": "auto", "num_cpus": 2.0, "num_gpus": {"prepare": 0.0, "score": 0.5}, "concurrency": (1, 4)}
+    assert engine_settings("ray", ray_concurrency="prepare=3,*=1")[1] == {"concurrency": {"prepare": 3, "*": 1}}
+    for bad in [("spark",), ("local", "auto"), ("ray", None, "-1"), ("ray", None, None, "x"),
+                ("ray", None, None, None, "0"), ("ray", None, None, None, "4-2"), ("ray", None, "prepare=")]:
+        with pytest.raises(ConfigError) as info:
+            engine_settings(*bad)
+        assert "\n" not in str(info.value)
+
+
+def test_stage_settings_and_pool_sizes(tmp_path):
+    from hilbert_cli.engines.ray_engine import StageSpec, _pool_bounds, resolve_address, with_overrides
+
+    spec = StageSpec("score", functools.partial(RmsStage, "."), functools.partial(rms_done, "."), tmp_path,
+                     num_cpus=1, num_gpus=1)
+    s = with_overrides(spec, num_gpus={"prepare": 0, "*": 0.5}, concurrency={"score": 3})
+    assert (s.num_cpus, s.num_gpus, s.concurrency) == (1.0, 0.5, 3)
+    assert _pool_bounds(s, 10, {"CPU": 8, "GPU": 1}, chained=True) == (3, 3)
+    assert _pool_bounds(replace_conc(s, None), 10, {"CPU": 8, "GPU": 2}, chained=False) == (4, 4)
+    assert _pool_bounds(replace_conc(s, None), 10, {"CPU": 8, "GPU": 2}, chained=True) == (1, 4)
+    assert _pool_bounds(replace_conc(s, None), 2, {"CPU": 8, "GPU": 2}, chained=False) == (2, 2)
+    with pytest.raises(ConfigError, match="GPU"):
+        _pool_bounds(replace_conc(s, None), 10, {"CPU": 8}, chained=False)
+    cpu = StageSpec("prepare", spec.make_process, spec.is_done, tmp_path, num_cpus=2)
+    assert _pool_bounds(cpu, 10, {"CPU": 7}, chained=False) == (3, 3)
+    assert _pool_bounds(with_overrides(cpu, concurrency=(1, 8)), 5, {"CPU": 2}, chained=False) == (1, 5)
+    with pytest.raises(ConfigError):
+        with_overrides(cpu, num_cpus=-1)
+    assert resolve_address("none") == "local" and resolve_address("ray://h:10001") == "ray://h:10001"
+
+
+def replace_conc(spec, conc):
+    import dataclasses
+
+    return dataclasses.replace(spec, concurrency=conc)
+
+
+def test_unpicklable_stage_is_one_line(tmp_path):
+    pytest.importorskip("ray")
+    from hilbert_cli.engines.ray_engine import StageSpec, run_stages_ray
+
+    spec = StageSpec("rms", _LocalOnly, functools.partial(rms_done, str(tmp_path)), tmp_path)
+    with pytest.raises(ConfigError, match="picklable make_process"):
+        run_stages_ray([], [spec], show_progress=False)
+
+
+class _Unpicklable:
+    def __reduce__(self):
+        raise TypeError("cannot pickle this")
+
+
+_LocalOnly = functools.partial(RmsStage, _Unpicklable())
+
+
+# ----------------------------------------------------------------------------- on the cluster
+
+
+def test_ray_equals_local_then_resume(ray_cluster, corpus, tmp_path):
+    recs = _recordings(corpus)
+    assert len(recs) == 7
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    res_local = _run_local(recs, local)
+    init_dir = tmp_path / "inits"
+    res_ray = _run_ray(recs, ray_out, make_process=functools.partial(RmsStage, str(ray_out), str(init_dir)),
+                       concurrency=2)
+
+    assert res_ray.done == res_local.done and len(res_ray.done) == 6
+    assert [r["recording_id"] for r in res_ray.failed] == ["c/broken.wav"]
+    assert res_ray.audio_s == pytest.approx(res_local.audio_s)
+    assert res_ray.exit_code == res_local.exit_code == 1
+    _assert_same_outputs(local, ray_out, "rms")
+    assert _error_rows(local, "rms") == _error_rows(ray_out, "rms")
+    assert _error_rows(ray_out, "rms")[0]["error_type"] == "InputError"
+    # the stage worker was built once per actor (2 actors), not once per recording
+    assert 1 <= len(list(init_dir.iterdir())) <= 2
+    _no_temp_files(ray_out)
+    assert not (ray_out / ".ray-attempts").exists() or not any((ray_out / ".ray-attempts").rglob("*.n"))
+
+    # resume: everything done is skipped without touching the cluster; the bad one is retried
+    before = {k: p.stat().st_mtime_ns for k, p in ((p.name, p) for p in (ray_out / "rms").rglob("*.parquet"))}
+    again = _run_ray(recs, ray_out)
+    assert again.skipped == res_ray.done and again.done == []
+    assert [r["recording_id"] for r in again.failed] == ["c/broken.wav"]
+    after = {k: p.stat().st_mtime_ns for k, p in ((p.name, p) for p in (ray_out / "rms").rglob("*.parquet"))}
+    assert before == after
+
+    # overwrite: all recomputed, same tables
+    over = batch.run_batch(recs, stage="rms", out_root=ray_out, make_process=functools.partial(RmsStage, str(ray_out)),
+                           is_done=functools.partial(rms_done, str(ray_out)), overwrite=True, engine="ray",
+                           engine_options={"show_progress": False, "concurrency": 1})
+    assert len(over.done) == 6 and not over.skipped
+    _assert_same_outputs(local, ray_out, "rms")
+
+
+def test_fixed_bad_recording_clears_its_error_row(ray_cluster, tmp_path):
+    from fixtures_prepare import make_tone_wav
+
+    audio = tmp_path / "audio"
+    make_tone_wav(audio / "ok.wav", 1.0)
+    (audio / "bad.wav").write_bytes(b"")
+    out = tmp_path / "out"
+    res = _run_ray(_recordings(audio), out, concurrency=1)
+    assert res.done == ["ok.wav"] and [r["recording_id"] for r in res.failed] == ["bad.wav"]
+    assert batch.read_errors(out, "rms").num_rows == 1
+    make_tone_wav(audio / "bad.wav", 1.0)  # the user fixes the file and runs again
+    res = _run_ray(_recordings(audio), out, concurrency=1)
+    assert res.done == ["bad.wav"] and res.skipped == ["ok.wav"] and not res.failed
+    assert batch.read_errors(out, "rms").num_rows == 0
+
+
+def test_killed_worker_loses_and_duplicates_nothing(ray_cluster, corpus, tmp_path):
+    recs = _recordings(corpus)
+    local, ray_out = tmp_path / "local", tmp_path / "ray"
+    _run_local(recs, local)
+    markers = tmp_path / "markers"
+    victims = {"a/fox.wav": "before", "b/tone.wav": "after"}
+    make = functools.partial(KillOnce, functools.partial(RmsStage, str(ray_out)), str(markers), victims)
+    res = _run_ray(recs, ray_out, make_process=make, concurrency=2)
+
+    assert sorted(p.name for p in markers.iterdir()) == ["a__fox.wav.killed", "b__tone.wav.killed"]  # both died once
+    assert len(res.done) == 6 and len(set(res.done)) == 6 and not res.skipped
+    assert [r["recording_id"] for r in res.failed] == ["c/broken.wav"]
+    _assert_same_outputs(local, ray_out, "rms")
+    assert _error_rows(local, "rms") == _error_rows(ray_out, "rms")
+    _no_temp_files(ray_out)
+    # the dataset of all outputs has exactly one row set per recording
+    all_rows = pa.concat_tables([t.replace_schema_metadata(None) for t in _tables(ray_out, "rms").values()])
+    per_rec = all_rows.group_by("recording_id").aggregate([("chunk_index", "count")]).to_pylist()
+    expected = {k: v.num_rows for k, v in _tables(local, "rms").items()}
+    assert {r["recording_id"] + ".parquet": r["chunk_index_count"] for r in per_rec} == expected
+
+
+def test_poison_recording_gets_an_error_row_after_its_attempts(ray_cluster, tmp_path):
+    from fixtures_prepare import make_tone_wav
+
+    audio = tmp_path / "audio"
+    for name in ("one.wav", "poison.wav", "two.wav"):
+        make_tone_wav(audio / name, 1.0)
+    out, deaths = tmp_path / "out", tmp_path / "deaths"
+    make = functools.partial(KillAlways, functools.partial(RmsStage, str(out)), "poison.wav", str(deaths))
+    res = _run_ray(_recordings(audio), out, make_process=make, concurrency=1, max_attempts=2)
+    assert res.done == ["one.wav", "two.wav"]
+    assert [(r["recording_id"], r["error_type"]) for r in res.failed] == [("poison.wav", "WorkerLost")]
+    assert len(list(deaths.iterdir())) == 2
+    rows = _error_rows(out, "rms")
+    assert [r["recording_id"] for r in rows] == ["poison.wav"] and "died 2 times" in rows[0]["message"]
+
+
+def test_chained_cpu_stages_with_separate_pools(ray_cluster, corpus, tmp_path):
+    from hilbert_cli.engines.ray_engine import StageSpec, run_stages_ray
+
+    recs = _recordings(corpus)
+    out = tmp_path / "out"
+    stages = [
+        StageSpec("rms", functools.partial(RmsStage, str(out)), functools.partial(rms_done, str(out)), out, num_cpus=1),
+        StageSpec("peak", functools.partial(PeakStage, str(out)), functools.partial(peak_done, str(out)), out,
+                  num_cpus=0.5),
+    ]
+    # part of the corpus is done for the first stage already: that stage skips it, the second runs
+    _run_local(recs[:2], out)
+    rms_res, peak_res = run_stages_ray(recs, stages, show_progress=False, concurrency={"rms": 1, "peak": 1})
+    assert rms_res.skipped == [r.recording_id for r in recs[:2]]
+    assert len(rms_res.done) == 4 and [r["recording_id"] for r in rms_res.failed] == ["c/broken.wav"]
+    assert len(peak_res.done) == 6 and not peak_res.failed  # the broken one never reached stage 2
+    assert batch.read_errors(out, "peak").num_rows == 0
+    peaks = _tables(out, "peak")
+    assert len(peaks) == 6 and all(t.column("peak")[0].as_py() > 0 for t in peaks.values())
+    # resume of the chain: nothing to do for the done ones; the broken one fails again in stage 1
+    rms2, peak2 = run_stages_ray(recs, stages, show_progress=False, concurrency=1)
+    assert len(rms2.skipped) == 6 and len(peak2.skipped) == 6 and len(rms2.failed) == 1 and not peak2.done
