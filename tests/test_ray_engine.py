@@ -154,8 +154,12 @@ def ray_cluster():
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
     if ray.is_initialized():
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1",
-             logging_level="WARNING", object_store_memory=200 * 1024**2)
+    from hilbert_cli.engines.ray_engine import init_local
+
+    # ray.init(num_cpus=2, include_dashboard=False) on 127.0.0.1 only
+    init_local(num_cpus=2, object_store_memory=200 * 1024**2)
+    node = ray.nodes()[0]["NodeManagerAddress"]
+    assert node == "127.0.0.1", f"Ray node address {node}: expected loopback only"
     yield ray
     ray.shutdown()
 

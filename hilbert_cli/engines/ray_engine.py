@@ -128,11 +128,37 @@ def resolve_address(address: str | None) -> str:
     return "local" if addr.lower() in LOCAL_ADDRESSES else addr
 
 
+def init_local(num_cpus: int | None = None, **init_kwargs: Any) -> None:
+    """Start a one-machine Ray cluster that talks over loopback only (127.0.0.1).
+
+    Ray otherwise advertises the machine's network address even for a one-node cluster;
+    here its processes bind and connect on loopback, with no dashboard and no usage stats.
+    """
+    ray = import_ray()
+    from ray._private import ray_constants
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    saved_env = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    # "no multi-node cluster": Ray then keeps the node address on loopback (driver + children)
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        init_kwargs.setdefault("include_dashboard", False)
+        init_kwargs.setdefault("logging_level", logging.WARNING)
+        ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **init_kwargs)
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        if saved_env is None:
+            os.environ.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)
+        else:
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved_env
+
+
 def connect(address: str | None = None, *, local_num_cpus: int | None = None) -> bool:
     """Make sure Ray is initialised; True when this call started it (the caller shuts it down).
 
-    ``local`` starts a single-machine cluster on loopback, with no dashboard and no usage
-    statistics (RAY_USAGE_STATS_ENABLED defaults to 0 here).
+    ``local`` starts a single-machine cluster on loopback (``init_local``).
     """
     ray = import_ray()
     if ray.is_initialized():
@@ -141,13 +167,7 @@ def connect(address: str | None = None, *, local_num_cpus: int | None = None) ->
     addr = resolve_address(address)
     try:
         if addr == "local":
-            ray.init(
-                address="local",
-                num_cpus=local_num_cpus,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                logging_level=logging.WARNING,
-            )
+            init_local(local_num_cpus)
         else:
             ray.init(address=addr, logging_level=logging.WARNING)
     except Exception as exc:  # ConnectionError, RuntimeError, ValueError, grpc errors...
