@@ -266,6 +266,7 @@ def test_engine_option_parsing():
     assert eng == "ray"
     assert opts == {"address": "auto", "num_cpus": 2.0, "num_gpus": {"prepare": 0.0, "score": 0.5}, "concurrency": (1, 4)}
     assert engine_settings("ray", ray_concurrency="prepare=3,*=1")[1] == {"concurrency": {"prepare": 3, "*": 1}}
+    assert engine_settings("ray", ray_num_gpus="score=auto")[1] == {"num_gpus": {"score": "auto"}}
     for bad in [("spark",), ("local", "auto"), ("ray", None, "-1"), ("ray", None, None, "x"),
                 ("ray", None, None, None, "0"), ("ray", None, None, None, "4-2"), ("ray", None, "prepare=")]:
         with pytest.raises(ConfigError) as info:
@@ -286,6 +287,10 @@ def test_stage_settings_and_pool_sizes(tmp_path):
     assert _pool_bounds(replace_conc(s, None), 2, {"CPU": 8, "GPU": 2}, chained=False) == (2, 2)
     with pytest.raises(ConfigError, match="GPU"):
         _pool_bounds(replace_conc(s, None), 10, {"CPU": 8}, chained=False)
+    auto = with_overrides(replace_conc(s, None), num_gpus="AUTO")
+    assert auto.num_gpus == "auto"
+    assert _pool_bounds(auto, 10, {"CPU": 3}, chained=False) == (3, 3)  # no GPU: a CPU actor each
+    assert _pool_bounds(auto, 10, {"CPU": 8, "GPU": 2}, chained=False) == (2, 2)
     cpu = StageSpec("prepare", spec.make_process, spec.is_done, tmp_path, num_cpus=2)
     assert _pool_bounds(cpu, 10, {"CPU": 7}, chained=False) == (3, 3)
     assert _pool_bounds(with_overrides(cpu, concurrency=(1, 8)), 5, {"CPU": 2}, chained=False) == (1, 5)

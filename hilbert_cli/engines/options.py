@@ -60,8 +60,9 @@ RayNumGpusOpt = Annotated[
     Optional[str],
     typer.Option(
         "--ray-num-gpus",
-        metavar="N|STAGE=N,...",
-        help="GPUs reserved per Ray actor (default 0 for CPU stages; fractions share a GPU), for every stage or per stage.",
+        metavar="N|auto|STAGE=N,...",
+        help="GPUs reserved per Ray actor, for every stage or per stage: a number (fractions share a GPU) "
+        "or auto (1 when the cluster has GPUs). Default: 0 for CPU stages, auto for model stages.",
         rich_help_panel=PANEL,
     ),
 ]
@@ -85,6 +86,10 @@ def _number(flag: str, text: str) -> float:
     if value < 0:
         raise ConfigError(f"{flag} '{text}': must be >= 0")
     return value
+
+
+def _gpus(flag: str, text: str) -> float | str:
+    return "auto" if text.strip().lower() == "auto" else _number(flag, text)
 
 
 def _concurrency(flag: str, text: str) -> int | tuple[int, int]:
@@ -151,7 +156,7 @@ def engine_settings(
         options["address"] = ray_address
     for key, flag, value, parse in (
         ("num_cpus", "--ray-num-cpus", ray_num_cpus, _number),
-        ("num_gpus", "--ray-num-gpus", ray_num_gpus, _number),
+        ("num_gpus", "--ray-num-gpus", ray_num_gpus, _gpus),
         ("concurrency", "--ray-concurrency", ray_concurrency, _concurrency),
     ):
         parsed = parse_per_stage(flag, value, parse)

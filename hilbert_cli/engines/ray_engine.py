@@ -92,7 +92,8 @@ class StageSpec:
       that writes the recording's outputs atomically (models loaded lazily, once per actor).
     is_done: picklable ``is_done(rec) -> bool`` (resume).
     out_root: where the stage's error rows go (``errors/<stage>/...``) and attempt counters.
-    num_cpus / num_gpus / memory (bytes): reserved per actor.
+    num_cpus / num_gpus / memory (bytes): reserved per actor; num_gpus "auto": 1 when the
+      cluster has a GPU, else 0 (what a model stage wants by default).
     concurrency: actors in the pool: N (fixed), (MIN, MAX) (autoscaling), or None: one stage
       alone gets a fixed pool as large as the cluster allows; stages of a chain autoscale
       from 1 up to that, so they share the cluster.
@@ -103,7 +104,7 @@ class StageSpec:
     is_done: Callable[[Recording], bool]
     out_root: Path
     num_cpus: float = 1.0
-    num_gpus: float = 0.0
+    num_gpus: float | str = 0.0
     concurrency: int | tuple[int, int] | None = None
     memory: float | None = None
 
@@ -202,8 +203,12 @@ def with_overrides(
     mem = per_stage(memory, spec.stage, spec.memory)
     if cpus is None or float(cpus) < 0:
         raise ConfigError(f"{spec.stage}: --ray-num-cpus must be >= 0 (got {cpus})")
-    if gpus is None or float(gpus) < 0:
-        raise ConfigError(f"{spec.stage}: --ray-num-gpus must be >= 0 (got {gpus})")
+    if isinstance(gpus, str) and gpus.strip().lower() == "auto":
+        gpus = "auto"
+    elif gpus is None or float(gpus) < 0:
+        raise ConfigError(f"{spec.stage}: --ray-num-gpus must be >= 0 or auto (got {gpus})")
+    else:
+        gpus = float(gpus)
     if isinstance(conc, (list, tuple)):
         lo, hi = (int(x) for x in conc)
         if not 1 <= lo <= hi:
@@ -213,12 +218,20 @@ def with_overrides(
         conc = int(conc)
         if conc < 1:
             raise ConfigError(f"{spec.stage}: --ray-concurrency must be >= 1 (got {conc})")
-    return replace(spec, num_cpus=float(cpus), num_gpus=float(gpus), concurrency=conc,
+    return replace(spec, num_cpus=float(cpus), num_gpus=gpus, concurrency=conc,
                    memory=None if mem is None else float(mem))
+
+
+def resolve_gpus(spec: StageSpec, cluster: Mapping[str, float]) -> StageSpec:
+    """num_gpus "auto" -> 1.0 when the cluster has a GPU, else 0.0."""
+    if spec.num_gpus == "auto":
+        return replace(spec, num_gpus=1.0 if float(cluster.get("GPU", 0)) >= 1 else 0.0)
+    return spec
 
 
 def _pool_bounds(spec: StageSpec, n_todo: int, cluster: Mapping[str, float], chained: bool) -> tuple[int, int]:
     """(min_size, max_size) of the stage's actor pool, never more actors than recordings."""
+    spec = resolve_gpus(spec, cluster)
     n = max(1, n_todo)
     if isinstance(spec.concurrency, tuple):
         lo, hi = spec.concurrency
@@ -502,6 +515,7 @@ def _run_dataset(
         # one recording per block: the unit of scheduling and of retry
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         for i, spec in enumerate(stages):
+            spec = resolve_gpus(spec, cluster)
             lo, hi = _pool_bounds(spec, len(todo), cluster, chained)
             compute = ActorPoolStrategy(size=lo) if lo == hi else ActorPoolStrategy(min_size=lo, max_size=hi)
             kwargs: dict[str, Any] = {}
