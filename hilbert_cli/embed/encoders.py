@@ -37,7 +37,6 @@ _AUDIO_MODEL_TYPES = {
     "hubert": "hubert",
     "wav2vec2": "wav2vec2",
     "wav2vec2-conformer": "wav2vec2-conformer",
-    "wav2vec2-bert": "wav2vec2-bert",
     "wavlm": "wavlm",
     "data2vec-audio": "data2vec-audio",
     "unispeech-sat": "unispeech-sat",

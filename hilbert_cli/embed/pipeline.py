@@ -1,0 +1,324 @@
+"""`hilbert embed`: prepare words tables -> segments + frozen audio/text features, per recording.
+
+Streaming, one recording at a time: the words table and the segment vectors of one
+recording are in memory, audio is read through hilbert_cli.audio.iter_spans in windows of
+`window_s` seconds of segment audio. Encoders load once per run, lazily (a run whose
+vectors are all cached loads no model).
+
+Outputs under WORK_DIR:
+    features/<audio>__<text>/<recording_id>.parquet   recording_id, segment_index,
+        audio_embedding fixed_size_list<float32>[d_a], text_embedding fixed_size_list<float32>[d_t]
+    embed/segments/<seg_key>/<recording_id>.parquet    the segments table (signals, cut reasons)
+    embed/cache/<seg_key>/<encoder_key>/...            per-encoder vectors (see cache.py)
+    errors/embed/<recording_id>.parquet                one row per failed recording
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from ..batch import BatchResult, Recording, Shard, is_complete, options_hash, output_path, run_batch, select_shard
+from ..errors import InputError
+from ..parquet_io import read_metadata, read_table, write_table_atomic
+from . import cache
+from .options import EmbedOptions
+
+STAGE = "embed"
+
+
+@dataclass
+class EmbeddedRecording:
+    segments: pa.Table
+    features: pa.Table
+    metadata: dict
+    computed: dict | None = None  # which parts were computed (False = read from the cache)
+
+    @property
+    def recording_id(self) -> str:
+        return self.metadata["recording_id"]
+
+
+def features_name(options: EmbedOptions) -> str:
+    return f"{cache.safe_name(options.audio)}__{cache.safe_name(options.text)}"
+
+
+def features_dir(work_dir: Path, options: EmbedOptions) -> Path:
+    return Path(work_dir) / "features" / features_name(options)
+
+
+def features_schema(d_a: int, d_t: int) -> pa.Schema:
+    return pa.schema([
+        ("recording_id", pa.string()),
+        ("segment_index", pa.int32()),
+        ("audio_embedding", pa.list_(pa.float32(), d_a)),
+        ("text_embedding", pa.list_(pa.float32(), d_t)),
+    ])
+
+
+def config_hash(options: EmbedOptions, prepare_hash: str | None) -> str:
+    return options_hash({"embed": options.output_dict(), "prepare": prepare_hash})
+
+
+class Embedder:
+    """Loads its segmenter and encoders once, lazily; `process` one recording (no writes
+    unless `work_dir` is given, in which case the vector cache is read and filled)."""
+
+    def __init__(self, options: EmbedOptions | None = None):
+        from ..segment.segmenter import Segmenter
+
+        self.options = options or EmbedOptions()
+        self._device: str | None = None
+        self._audio = None
+        self._text = None
+        self.segmenter = Segmenter(self.options.segment, device="cpu")
+        self.seg_key = cache.segment_key(self.options.segment.model_dump())
+        self.audio_key = cache.encoder_key(self.options.audio, self.options.audio_opts())
+        self.text_key = cache.encoder_key(self.options.text, self.options.text_opts())
+
+    # ---------- lazy models ----------
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from ..devices import pick_device
+
+            self._device = pick_device(self.options.device)
+        return self._device
+
+    @property
+    def audio_encoder(self):
+        if self._audio is None:
+            from .encoders import load_audio_encoder
+
+            o = self.options
+            opts: dict[str, Any] = {"batch_size": o.audio_batch_size, "autocast": o.autocast}
+            if o.audio_layer is not None:
+                opts["layer"] = o.audio_layer
+            if o.max_audio_s is not None:
+                opts["max_input_s"] = o.max_audio_s
+            self._audio = load_audio_encoder(o.audio, device=self.device, **opts)
+        return self._audio
+
+    @property
+    def text_encoder(self):
+        if self._text is None:
+            from .encoders import load_text_encoder
+
+            o = self.options
+            self._text = load_text_encoder(o.text, device=self.device, batch_size=o.text_batch_size,
+                                           normalize=o.text_normalize, autocast=o.autocast)
+        return self._text
+
+    def load(self) -> "Embedder":
+        """Load both encoders now (fail fast on a missing model before a batch starts)."""
+        self.audio_encoder, self.text_encoder  # noqa: B018
+        return self
+
+    # ---------- steps ----------
+    def segment(self, words: pa.Table, prepare_meta: dict) -> pa.Table:
+        src = prepare_meta.get("source_path")
+        audio = src if (self.options.segment.prosody and src and words.num_rows) else None
+        return self.segmenter.segment(words, audio_path=audio, recording_id=prepare_meta.get("recording_id"))
+
+    def embed_audio(self, segments: pa.Table, source_path: str | None) -> np.ndarray:
+        enc = self.audio_encoder
+        n = segments.num_rows
+        out = np.zeros((n, enc.dim), dtype=np.float32)
+        if n == 0:
+            return out
+        if not source_path:
+            raise InputError("prepare metadata has no source_path: cannot read the audio")
+        from ..audio import iter_spans
+
+        spans = list(zip(segments.column("start_s").to_pylist(), segments.column("end_s").to_pylist()))
+        budget = self.options.window_s
+        idx: list[int] = []
+        clips: list[np.ndarray] = []
+        held = 0.0
+        for i, samples in iter_spans(source_path, spans):
+            idx.append(i)
+            clips.append(samples)
+            held += samples.size / 16000.0
+            if held >= budget:
+                out[idx] = enc.embed(clips)
+                idx, clips, held = [], [], 0.0
+        if clips:
+            out[idx] = enc.embed(clips)
+        return out
+
+    def embed_text(self, segments: pa.Table) -> np.ndarray:
+        enc = self.text_encoder
+        texts = segments.column("text").to_pylist()
+        if not texts:
+            return np.zeros((0, enc.dim), dtype=np.float32)
+        return enc.embed([t or "" for t in texts])
+
+    def _encoder_meta(self, which: str) -> dict:
+        from .encoders import encoder_provenance
+
+        enc = self.audio_encoder if which == "audio" else self.text_encoder
+        return encoder_provenance(enc)
+
+    # ---------- one recording ----------
+    def process(self, words: pa.Table, prepare_meta: dict, *, work_dir: Path | None = None) -> EmbeddedRecording:
+        rid = prepare_meta.get("recording_id")
+        if rid is None:
+            raise InputError("prepare metadata has no recording_id")
+        prep_hash = str(prepare_meta.get("config_hash"))
+        seg_source = options_hash({"prepare": prep_hash, "segment": self.seg_key})
+        computed = {"segments": True, "audio": True, "text": True}
+        segments = None
+        seg_path = cache.segments_path(work_dir, self.seg_key, rid) if work_dir else None
+        if seg_path is not None:
+            segments = cache.load_segments(seg_path, seg_source)
+        if segments is None:
+            segments = self.segment(words, prepare_meta)
+            if seg_path is not None:
+                cache.save_segments(seg_path, segments, seg_source, {
+                    "recording_id": rid, "segment_options": self.options.segment.model_dump(),
+                    "signals": self.segmenter.provenance(), "prepare_config_hash": prep_hash,
+                })
+        else:
+            computed["segments"] = False
+        n = segments.num_rows
+        vec_source = options_hash({"prepare": prep_hash, "segment": self.seg_key, "n": n})
+        results = {}
+        for which, key in (("audio", self.audio_key), ("text", self.text_key)):
+            path = cache.vectors_path(work_dir, self.seg_key, key, rid) if work_dir else None
+            hit = cache.load_vectors(path, vec_source, n) if path is not None else None
+            if hit is not None:
+                results[which] = hit
+                computed[which] = False
+                continue
+            if which == "audio":
+                vecs = self.embed_audio(segments, prepare_meta.get("source_path"))
+            else:
+                vecs = self.embed_text(segments)
+            meta = self._encoder_meta(which)
+            if path is not None:
+                cache.save_vectors(path, vecs, int(meta["dim"]), vec_source, meta)
+            results[which] = (vecs, meta)
+        (a_vecs, a_meta), (t_vecs, t_meta) = results["audio"], results["text"]
+        d_a, d_t = int(a_meta["dim"]), int(t_meta["dim"])
+        features = pa.Table.from_arrays(
+            [
+                pa.array([rid] * n, type=pa.string()),
+                pa.array(np.arange(n, dtype=np.int32)),
+                cache.fixed_list(a_vecs, d_a),
+                cache.fixed_list(t_vecs, d_t),
+            ],
+            schema=features_schema(d_a, d_t),
+        )
+        metadata = {
+            "stage": STAGE,
+            "recording_id": rid,
+            "duration_s": prepare_meta.get("duration_s"),
+            "n_segments": n,
+            "config_hash": config_hash(self.options, prep_hash),
+            "audio_model": a_meta,
+            "text_model": t_meta,
+            "embed_options": self.options.model_dump(),
+            "segment_key": self.seg_key,
+            "segments_source_hash": seg_source,
+            "segmentation": self.segmenter.provenance(),
+            "prepare": prepare_meta,
+        }
+        return EmbeddedRecording(segments, features, metadata, computed)
+
+    def write(self, embedded: EmbeddedRecording, work_dir: Path) -> None:
+        """Write the segments table (WORK/embed/segments/<seg_key>/) and the features file
+        (WORK/features/<audio>__<text>/); atomic, features last (its presence marks the recording done)."""
+        rid = embedded.recording_id
+        meta = embedded.metadata
+        seg_path = cache.segments_path(work_dir, self.seg_key, rid)
+        if cache.load_segments(seg_path, meta["segments_source_hash"]) is None:
+            cache.save_segments(seg_path, embedded.segments, meta["segments_source_hash"], {
+                "recording_id": rid, "segment_options": self.options.segment.model_dump(),
+                "signals": meta.get("segmentation"), "prepare_config_hash": meta["prepare"].get("config_hash"),
+            })
+        fdir = features_dir(work_dir, self.options)
+        write_table_atomic(embedded.features, output_path(fdir.parent, fdir.name, rid), meta)
+
+
+# ---------- batch over a work directory ----------
+def discover_prepared(work_dir: Path) -> list[Recording]:
+    """Recordings with a prepare words table under WORK_DIR/prepare/words (recording_id = relative path)."""
+    root = Path(work_dir) / "prepare" / "words"
+    if not root.is_dir():
+        raise InputError(f"{root}: no prepare output here (run `hilbert prepare ... --out {work_dir}` first)")
+    recs = []
+    for p in sorted(root.rglob("*.parquet")):
+        rel = p.relative_to(root).as_posix()
+        if any(part.startswith(".") for part in p.relative_to(root).parts):
+            continue
+        recs.append(Recording(rel[: -len(".parquet")], p))
+    return recs
+
+
+class _Process:
+    """Per-worker callable (built once per worker by make_process): one recording -> files."""
+
+    def __init__(self, work_dir: str, options: dict):
+        self.work_dir = Path(work_dir)
+        self.embedder = Embedder(EmbedOptions.model_validate(options))
+
+    def __call__(self, rec: Recording) -> float:
+        words = read_table(rec.path)
+        meta = read_metadata(rec.path)
+        meta.setdefault("recording_id", rec.recording_id)
+        if meta["recording_id"] != rec.recording_id:
+            meta = {**meta, "recording_id": rec.recording_id}
+        emb = self.embedder.process(words, meta, work_dir=self.work_dir)
+        self.embedder.write(emb, self.work_dir)
+        return float(meta.get("duration_s") or 0.0)
+
+
+def _make_process(work_dir: str, options: dict) -> _Process:
+    return _Process(work_dir, options)
+
+
+def embed_work_dir(
+    work_dir: Path,
+    options: EmbedOptions | None = None,
+    *,
+    recordings: Iterable[Recording] | None = None,
+    overwrite: bool = False,
+    shard: Shard | str | None = None,
+    show_progress: bool = True,
+    engine: str = "local",
+    engine_options: dict | None = None,
+) -> BatchResult:
+    """Embed every prepared recording under work_dir (resumable, shardable, errors as rows)."""
+    options = options or EmbedOptions()
+    work_dir = Path(work_dir)
+    recs = list(recordings) if recordings is not None else discover_prepared(work_dir)
+    if shard is not None:
+        recs = select_shard(recs, shard if isinstance(shard, Shard) else Shard.parse(shard))
+    fdir = features_dir(work_dir, options)
+
+    def is_done(rec: Recording) -> bool:
+        try:
+            prep_hash = read_metadata(rec.path).get("config_hash")
+        except InputError:
+            return False
+        return is_complete(output_path(fdir.parent, fdir.name, rec.recording_id), config_hash(options, prep_hash))
+
+    factory = functools.partial(_make_process, str(work_dir), options.model_dump())
+    t0 = time.perf_counter()
+    result = run_batch(recs, stage=STAGE, out_root=work_dir, is_done=is_done, make_process=factory,
+                       overwrite=overwrite, show_progress=show_progress, engine=engine, engine_options=engine_options)
+    result.wall_s = result.wall_s or time.perf_counter() - t0
+    return result
+
+
+def read_features(path: Path) -> pa.Table:
+    """A features file or directory (all recordings) as one table."""
+    import pyarrow.dataset as ds
+
+    return ds.dataset(str(path), format="parquet").to_table()
