@@ -81,13 +81,27 @@ def _decoded_blocks(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
     container = _open(path)
     try:
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        resampler = None
+        stereo = False
+
+        def convert(out) -> np.ndarray:
+            x = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+            # stereo: the mean of the two channels (FFmpeg's own stereo->mono matrix sums them
+            # at -3 dB each, which raises the level and can exceed 1.0)
+            return x.reshape(-1, 2).mean(axis=1, dtype=np.float32) if stereo else x
+
         try:
             for frame in container.decode(stream):
+                if resampler is None:
+                    # decided on the first frame: two channels are averaged here, any other
+                    # layout is downmixed by FFmpeg (layout-aware: 5.1 keeps its centre channel)
+                    stereo = frame.layout.nb_channels == 2
+                    resampler = av.AudioResampler(format="flt", layout="stereo" if stereo else "mono", rate=sample_rate)
                 for out in resampler.resample(frame):
-                    yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-            for out in resampler.resample(None):
-                yield out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                    yield convert(out)
+            if resampler is not None:
+                for out in resampler.resample(None):
+                    yield convert(out)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: audio data is corrupt or truncated ({' '.join(str(exc).split())[:200]})") from exc
     finally:
