@@ -1,0 +1,1 @@
+"""The HILBERT network: segment encoders, joint encoder, MoE classifier and the losses."""

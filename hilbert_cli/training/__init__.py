@@ -1,0 +1,36 @@
+"""HILBERT training: data loading + padding, splits, trainer, cross-validation, reports, checkpoints.
+
+Public API (imported lazily so `hilbert --help` never imports torch):
+
+    FeatureDataset.from_parquet(features, labels, ...)   # load and pad once
+    make_splits(y, groups, n_folds, seed), inner_split(...)
+    run_cv(dataset, task, model_config, train_config, splits, loss_config=None) -> CVResult
+    fit_model(...) -> FittedModel
+    load_model_dir(path) -> TrainedBundle;  TrainedBundle.predict(audio_emb, text_emb)
+    train_recipe(recipe, ...) -> TrainRun     # what `hilbert train` runs
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "ModelConfig": "config", "LossConfig": "config", "TrainConfig": "config", "VARIANTS": "config",
+    "FeatureDataset": "data", "Preprocessor": "data", "read_labels": "data",
+    "make_splits": "splits", "inner_split": "splits", "task_splits": "splits",
+    "fit_model": "trainer", "FittedModel": "trainer", "compute_loss": "trainer", "predict": "trainer",
+    "run_cv": "cv", "CVResult": "cv", "macro_auc": "metrics", "fold_auc": "metrics",
+    "load_model_dir": "checkpoint", "save_model_dir": "checkpoint", "TrainedBundle": "checkpoint",
+    "TaskPrediction": "checkpoint",
+    "make_synthetic": "synthetic", "write_synthetic": "synthetic",
+    "train_recipe": "run", "TrainRun": "run",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    mod = _EXPORTS.get(name)
+    if mod is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{mod}", __name__), name)

@@ -1,0 +1,273 @@
+"""Trained models on disk: safetensors weights + a JSON config. Never pickle.
+
+Layout of a run directory (what `hilbert train` writes and `hilbert score --model` reads):
+
+    runs/NAME/models/<task>/model.safetensors   weights "model.*" + preprocessing "prep.*"
+    runs/NAME/models/<task>/config.json         format version, tool version, task, variant,
+                                                class names / label map, model/loss/train
+                                                configs, backbone aliases + dims, features
+                                                metadata, the recipe, CV summary, sha256
+
+load_model_dir accepts the run directory, its models/ directory or one task directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .. import __version__
+from ..errors import ConfigError
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_task_model", "load_model_dir", "TrainedBundle", "TaskPrediction",
+           "TaskModel", "save_model_dir"]
+
+FORMAT = "hilbert-model"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+def _atomic_bytes(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _backbones(meta: dict, d_audio: int, d_text: int) -> dict:
+    def alias(v):
+        if isinstance(v, dict):
+            return v.get("alias") or v.get("name") or v.get("repo")
+        return v
+
+    models = meta.get("models") if isinstance(meta.get("models"), dict) else {}
+    audio = meta.get("audio_model") or models.get("audio") or models.get("audio_encoder")
+    text = meta.get("text_model") or models.get("text") or models.get("text_encoder")
+    return {"audio": alias(audio), "text": alias(text), "audio_dim": d_audio, "text_dim": d_text}
+
+
+def save_task_model(fitted, out_dir: str | Path, *, task: str, run_name: str, d_audio: int, d_text: int,
+                    features_metadata: dict, recipe: Optional[dict] = None, train_config=None,
+                    max_segments: Optional[int] = None, cv_summary: Optional[dict] = None,
+                    n_train: Optional[int] = None) -> Path:
+    """Write one task's FittedModel as model.safetensors + config.json (atomic) -> the directory."""
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    sd = {f"model.{k}": v.detach().cpu().contiguous() for k, v in fitted.model.state_dict().items()}
+    sd.update({k: v.cpu() for k, v in fitted.prep.state_dict().items()})
+    _atomic_bytes(out / WEIGHTS, lambda tmp: save_file(sd, tmp, metadata={"format": FORMAT,
+                                                                       "format_version": str(FORMAT_VERSION)}))
+    sha = _sha256(out / WEIGHTS)
+    cfg = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "tool_version": __version__,
+        "model_id": f"{run_name}/{task}@{sha[:12]}",
+        "run_name": run_name,
+        "task": task,
+        "variant": fitted.model_config.variant,
+        "class_names": list(fitted.class_names),
+        "label_map": {c: i for i, c in enumerate(fitted.class_names)},
+        "d_audio": d_audio,
+        "d_text": d_text,
+        "backbones": _backbones(features_metadata or {}, d_audio, d_text),
+        "max_segments": max_segments,
+        "model_config": fitted.model_config.model_dump(mode="json"),
+        "loss_config": fitted.loss_config.model_dump(mode="json"),
+        "train_config": train_config.model_dump(mode="json") if train_config is not None else None,
+        "epochs": fitted.epochs_run,
+        "n_train": n_train,
+        "cv": cv_summary,
+        "features_metadata": features_metadata or {},
+        "recipe": recipe,
+        "weights_sha256": sha,
+    }
+    text = json.dumps(cfg, indent=2, sort_keys=False, default=str)
+    _atomic_bytes(out / CONFIG, lambda tmp: Path(tmp).write_text(text))
+    return out
+
+
+save_model_dir = save_task_model
+
+
+@dataclass
+class TaskPrediction:
+    """One task's prediction for one recording. embeddings: z_a z_t z_j h_a h_t h_j (float32 [k])."""
+
+    task: str
+    class_names: list[str]
+    probs: np.ndarray
+    label: str
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass
+class TaskModel:
+    task: str
+    config: dict
+    model: object
+    prep: object
+    class_names: list[str]
+    path: Path
+
+    @property
+    def model_id(self) -> str:
+        return self.config["model_id"]
+
+
+def _load_task_dir(d: Path, device: str) -> TaskModel:
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from ..nn.model import build_model
+    from .config import ModelConfig
+    from .data import Preprocessor
+
+    cfg_path, w_path = d / CONFIG, d / WEIGHTS
+    if not cfg_path.is_file():
+        raise ConfigError(f"{d}: not a trained model (no {CONFIG})")
+    if not w_path.is_file():
+        raise ConfigError(f"{d}: trained model is missing {WEIGHTS}")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{cfg_path}: corrupt model config ({' '.join(str(exc).split())})") from exc
+    if not isinstance(cfg, dict) or cfg.get("format") != FORMAT:
+        raise ConfigError(f"{cfg_path}: not a hilbert model config (format is {cfg.get('format') if isinstance(cfg, dict) else None!r})")
+    ver = cfg.get("format_version")
+    if not isinstance(ver, int) or ver > FORMAT_VERSION or ver < 1:
+        raise ConfigError(f"{cfg_path}: model format version {ver!r} is not supported by hilbert {__version__} "
+                          f"(supports 1..{FORMAT_VERSION}; written by hilbert {cfg.get('tool_version')})")
+    try:
+        sd = load_file(str(w_path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"{w_path}: corrupt weights ({' '.join(str(exc).split())})") from exc
+    try:
+        mc = ModelConfig.model_validate(cfg["model_config"])
+        prep = Preprocessor.from_state_dict(sd)
+        model = build_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]))
+        model.load_state_dict({k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}, strict=True)
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise ConfigError(f"{d}: weights do not match the model config ({' '.join(str(exc).split())[:300]})") from exc
+    model.to(device).eval()
+    return TaskModel(task=cfg["task"], config=cfg, model=model, prep=prep, class_names=list(cfg["class_names"]), path=d)
+
+
+class TrainedBundle:
+    """Every task model of a run. predict() scores one recording's segment sequence."""
+
+    def __init__(self, path: Path, models: dict[str, TaskModel], device: str = "cpu"):
+        self.path = path
+        self.models = models
+        self.device = device
+        first = next(iter(models.values()))
+        self.tool_version: str = first.config.get("tool_version", "")
+        self.features_metadata: dict = first.config.get("features_metadata") or {}
+        self.backbones: dict = first.config.get("backbones") or {}
+        self.run_name: str = first.config.get("run_name", path.name)
+        digest = hashlib.sha256("".join(m.config.get("weights_sha256", "") for m in models.values()).encode())
+        self.model_id: str = f"{self.run_name}@{digest.hexdigest()[:12]}"
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.models)
+
+    @property
+    def d_audio(self) -> int:
+        return int(next(iter(self.models.values())).config["d_audio"])
+
+    @property
+    def d_text(self) -> int:
+        return int(next(iter(self.models.values())).config["d_text"])
+
+    def predict(self, audio_emb: np.ndarray, text_emb: np.ndarray, tasks: Optional[list[str]] = None) -> list[TaskPrediction]:
+        """One recording: audio_emb [n, d_a], text_emb [n, d_t] (segment order) -> one TaskPrediction
+        per task. More than the model's max_segments are evenly subsampled, as in training; a
+        recording with no segment is scored from one all-mean segment (an uninformed prediction)."""
+        import torch
+
+        from .data import subsample_positions
+
+        a = np.asarray(audio_emb, np.float32)
+        t = np.asarray(text_emb, np.float32)
+        if a.ndim != 2 or t.ndim != 2 or a.shape[0] != t.shape[0]:
+            raise ValueError(f"predict: expected audio [n, {self.d_audio}] and text [n, {self.d_text}], "
+                             f"got {a.shape} and {t.shape}")
+        if a.shape[1] != self.d_audio or t.shape[1] != self.d_text:
+            raise ValueError(f"predict: the model expects d_audio={self.d_audio}, d_text={self.d_text} "
+                             f"(backbones {self.backbones.get('audio')}, {self.backbones.get('text')}), "
+                             f"got {a.shape[1]} and {t.shape[1]}")
+        out = []
+        for task in tasks or self.tasks:
+            tm = self.models[task]
+            keep = subsample_positions(len(a), tm.config.get("max_segments"))
+            if len(a) == 0:
+                xa = torch.from_numpy(tm.prep.tensors["audio_mean"].numpy()[None, None, :].copy())
+                xt = torch.from_numpy(tm.prep.tensors["text_mean"].numpy()[None, None, :].copy())
+                mask = torch.ones(1, 1, dtype=torch.bool)
+            else:
+                xa = torch.from_numpy(a[keep])[None]
+                xt = torch.from_numpy(t[keep])[None]
+                mask = torch.ones(1, len(keep), dtype=torch.bool)
+            with torch.no_grad():
+                pa, pt = tm.prep.transform(xa, xt, mask)
+                res = tm.model(pa.to(self.device), pt.to(self.device), mask.to(self.device))
+            probs = torch.softmax(res["logits"].float(), dim=-1)[0].cpu().numpy()
+            emb = {k: res[k][0].float().cpu().numpy() for k in ("z_a", "z_t", "z_j", "h_a", "h_t", "h_j")}
+            out.append(TaskPrediction(task=task, class_names=list(tm.class_names), probs=probs,
+                                      label=tm.class_names[int(np.argmax(probs))], embeddings=emb))
+        return out
+
+
+def load_model_dir(path: str | Path, device: str = "cpu") -> TrainedBundle:
+    """Load a run directory (runs/NAME), its models/ folder, or one task folder.
+
+    Raises ConfigError with one line when the directory is missing, corrupt or was written
+    by an incompatible format version.
+    """
+    from ..devices import pick_device
+
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{p}: model directory not found")
+    if not p.is_dir():
+        raise ConfigError(f"{p}: not a directory (pass the run directory written by `hilbert train`)")
+    if (p / CONFIG).is_file():
+        task_dirs = [p]
+    else:
+        base = p / "models" if (p / "models").is_dir() else p
+        task_dirs = sorted(d for d in base.iterdir() if d.is_dir() and (d / CONFIG).is_file()) if base.is_dir() else []
+    if not task_dirs:
+        raise ConfigError(f"{p}: no trained model here (expected models/<task>/{CONFIG} from `hilbert train`)")
+    dev = pick_device(device)
+    models: dict[str, TaskModel] = {}
+    for d in task_dirs:
+        tm = _load_task_dir(d, dev)
+        models[tm.task] = tm
+    return TrainedBundle(p, models, dev)

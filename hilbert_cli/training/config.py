@@ -1,0 +1,101 @@
+"""Typed configuration of the HILBERT model, its losses and its training loop.
+
+These pydantic models are the `[model]`, `[loss]` and `[train]` sections of a recipe
+(hilbert_cli/recipes.py) and the arguments of the Python API (`run_cv`, `fit_model`).
+Unknown keys are errors (``extra="forbid"``), so a typo in a recipe names the key.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Variant = Literal["transfer", "transfer_moe", "contrastive_moe", "hilbert"]
+VARIANTS: tuple[str, ...] = ("transfer", "transfer_moe", "contrastive_moe", "hilbert")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    """Architecture (DESIGN.md "The HILBERT model")."""
+
+    #: transfer: mean-pooled frozen features + MLP head; transfer_moe: the same with the MoE
+    #: classifier; contrastive_moe: attention encoders + MoE, plain audio-text contrastive loss;
+    #: hilbert: attention encoders + joint encoder + MoE, dual contrastive + CKA + MI losses.
+    variant: Variant = "hilbert"
+    #: width of the segment encoders (projection of d_a / d_t to d)
+    d_model: int = Field(128, ge=8, le=2048)
+    #: output size of the shared projector g (z_a, z_t, z_j)
+    latent_dim: Literal[64, 128, 256] = 128
+    n_heads: int = Field(4, ge=1, le=64)
+    #: self-attention blocks per modality and in the joint encoder
+    n_layers: int = Field(1, ge=1, le=8)
+    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    n_experts: int = Field(8, ge=1, le=64)
+    #: expert MLP width (two layers of this width: 32-32 in the paper)
+    expert_hidden: int = Field(32, ge=4, le=1024)
+    #: classifier head widths after the experts (32-16-C in the paper)
+    head_hidden: int = Field(16, ge=2, le=1024)
+    #: 0 = dense softmax gate (paper); k > 0 = sparse top-k gate with a load-balancing term
+    top_k: int = Field(0, ge=0)
+    #: standardise every input dimension with statistics of the training fold
+    standardize: bool = True
+    #: project each modality onto its top-k principal components fitted on the training fold
+    #: (speed knob for wide backbones; None = feed the full d_a / d_t to the learnt projection)
+    input_pca: Optional[int] = Field(None, ge=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ModelConfig":
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.top_k > self.n_experts:
+            raise ValueError(f"top_k ({self.top_k}) must be <= n_experts ({self.n_experts})")
+        return self
+
+
+class LossConfig(_Strict):
+    """total = CE + contrastive * L_con + cka * L_cka + mi * L_mi (+ load_balance * L_lb).
+
+    A weight of 0 ablates that term. For variant ``contrastive_moe`` the `contrastive` weight
+    applies to the plain audio-text contrastive loss and `cka` / `mi` are ignored; the
+    ``transfer`` variants train with cross-entropy only.
+    """
+
+    contrastive: float = Field(0.1, ge=0.0)
+    cka: float = Field(0.1, ge=0.0)
+    mi: float = Field(0.1, ge=0.0)
+    #: temperature of the contrastive losses and of the InfoNCE critic
+    temperature: float = Field(0.1, gt=0.0)
+    #: weight of the load-balancing term (only with top_k > 0)
+    load_balance: float = Field(0.01, ge=0.0)
+    #: class-weighted cross-entropy (inverse class frequency in the training fold)
+    class_weighted: bool = True
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class TrainConfig(_Strict):
+    """Optimisation, cross-validation and early stopping."""
+
+    n_folds: int = Field(25, ge=0, description="0 = no cross-validation, final model only")
+    batch_size: int = Field(32, ge=2)
+    max_epochs: int = Field(40, ge=1)
+    #: stop after this many epochs without a better validation loss (0 = never stop early)
+    patience: int = Field(6, ge=0)
+    #: fraction of the training fold held out (stratified, grouped) for early stopping
+    val_fraction: float = Field(0.15, ge=0.0, lt=0.9)
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    grad_clip: float = Field(1.0, ge=0.0)
+    seed: int = 0
+    #: cap on segments per recording (evenly spaced subsample beyond it); None = keep all
+    max_segments: Optional[int] = Field(512, ge=1)
+    #: torch CPU threads (0 = leave torch's default)
+    threads: int = Field(0, ge=0)
+    device: str = "auto"
+    #: bf16/fp16 autocast on CUDA (never on CPU)
+    amp: bool = True
+    #: also train the final model per task on all labelled recordings
+    final_model: bool = True

@@ -1,0 +1,204 @@
+"""Run outputs: metrics.parquet, predictions.parquet, summary.json, report.md and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import __version__
+from ..parquet_io import write_table_atomic
+from .cv import CVResult
+from .metrics import roc_curves
+
+__all__ = ["write_metrics", "write_predictions", "summary_rows", "write_report", "plot_task"]
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "nan" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
+
+
+def write_metrics(results: Sequence[CVResult], path: Path, metadata: dict) -> Path:
+    import pyarrow as pa
+
+    rows = {k: [] for k in ("task", "variant", "fold", "auc", "n_train", "n_val", "n_test", "best_epoch", "seconds")}
+    for r in results:
+        for k, auc in enumerate(r.fold_aucs):
+            d = r.diagnostics[k] if k < len(r.diagnostics) else {}
+            rows["task"].append(r.task)
+            rows["variant"].append(r.variant)
+            rows["fold"].append(k)
+            rows["auc"].append(float(auc))
+            rows["n_train"].append(int(r.n_train[k]))
+            rows["n_val"].append(int(r.n_val[k]))
+            rows["n_test"].append(int(r.n_test[k]))
+            rows["best_epoch"].append(int(d.get("best_epoch", 0)))
+            rows["seconds"].append(float(d.get("seconds", 0.0)))
+    schema = pa.schema([("task", pa.string()), ("variant", pa.string()), ("fold", pa.int32()), ("auc", pa.float64()),
+                        ("n_train", pa.int32()), ("n_val", pa.int32()), ("n_test", pa.int32()),
+                        ("best_epoch", pa.int32()), ("seconds", pa.float64())])
+    return write_table_atomic(pa.table(rows, schema=schema), path, metadata={"stage": "train", "table": "metrics",
+                                                                              **metadata})
+
+
+def write_predictions(results: Sequence[CVResult], dataset, path: Path, metadata: dict) -> Path:
+    """Out-of-fold probabilities: one row per (recording, task, variant)."""
+    import pyarrow as pa
+
+    rows = {k: [] for k in ("recording_id", "task", "variant", "fold", "label", "label_index", "predicted", "probs")}
+    groups = []
+    for r in results:
+        for j, i in enumerate(r.indices):
+            p = r.oof_probs[j]
+            rows["recording_id"].append(dataset.recording_ids[i])
+            rows["task"].append(r.task)
+            rows["variant"].append(r.variant)
+            rows["fold"].append(int(r.fold_of[j]))
+            rows["label"].append(r.class_names[int(r.y[j])])
+            rows["label_index"].append(int(r.y[j]))
+            rows["predicted"].append(r.class_names[int(np.argmax(p))])
+            rows["probs"].append([float(x) for x in p])
+            groups.append(None if dataset.groups is None else str(dataset.groups[i]))
+    schema = pa.schema([("recording_id", pa.string()), ("task", pa.string()), ("variant", pa.string()),
+                        ("fold", pa.int32()), ("label", pa.string()), ("label_index", pa.int32()),
+                        ("predicted", pa.string()), ("probs", pa.list_(pa.float32()))])
+    table = pa.table(rows, schema=schema)
+    if dataset.groups is not None:
+        table = table.append_column("group", pa.array(groups, pa.string()))
+    classes = {r.task: r.class_names for r in results}
+    return write_table_atomic(table, path, metadata={"stage": "train", "table": "predictions",
+                                                     "class_names": classes, **metadata})
+
+
+def summary_rows(results: Sequence[CVResult]) -> list[dict]:
+    out = []
+    for r in results:
+        v = np.asarray(r.fold_aucs, float)
+        fin = v[np.isfinite(v)]
+        out.append({"task": r.task, "variant": r.variant, "n": int(len(r.indices)), "n_classes": len(r.class_names),
+                    "n_folds": len(r.fold_aucs), "auc_pooled": r.auc, "auc_mean": r.auc_mean, "auc_std": r.auc_std,
+                    "auc_min": float(fin.min()) if len(fin) else float("nan"),
+                    "auc_max": float(fin.max()) if len(fin) else float("nan"),
+                    "median_best_epoch": float(np.median(r.best_epochs)) if r.best_epochs else None,
+                    "seconds": round(r.seconds, 2)})
+    return out
+
+
+def plot_task(task: str, results: Sequence[CVResult], out_dir: Path) -> list[Path]:
+    """roc_<task>.png (pooled out-of-fold, macro one-vs-rest) and folds_<task>.png (per-fold AUC)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    res = [r for r in results if r.task == task]
+    paths = []
+    fig, ax = plt.subplots(figsize=(4.8, 4.4), dpi=110)
+    for r in res:
+        fpr, tpr = roc_curves(r.y, r.oof_probs)
+        ax.plot(fpr, tpr, label=f"{r.variant} (AUC {_fmt(r.auc)})")
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title=f"{task}: out-of-fold ROC (macro OvR)",
+           xlim=(0, 1), ylim=(0, 1.01))
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    p = out_dir / f"roc_{task}.png"
+    fig.savefig(p)
+    plt.close(fig)
+    paths.append(p)
+
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.3 * len(res) + 2), 4.0), dpi=110)
+    data = [np.asarray(r.fold_aucs, float)[np.isfinite(r.fold_aucs)] for r in res]
+    ax.boxplot(data, showmeans=True)
+    rng = np.random.default_rng(0)
+    for k, d in enumerate(data, start=1):
+        ax.scatter(k + rng.uniform(-0.12, 0.12, len(d)), d, s=10, alpha=0.6)
+    ax.set_xticks(range(1, len(res) + 1), [r.variant for r in res])
+    ax.axhline(0.5, ls="--", c="grey", lw=0.8)
+    ax.set(ylabel="AUC per fold", title=f"{task}: per-fold AUC ({len(res[0].fold_aucs) if res else 0} folds)",
+           ylim=(0, 1.02))
+    fig.tight_layout()
+    p = out_dir / f"folds_{task}.png"
+    fig.savefig(p)
+    plt.close(fig)
+    paths.append(p)
+    return paths
+
+
+def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, final_models: dict,
+                 plots: dict[str, list[Path]], seconds: float, grouped: bool, device: str,
+                 extra_notes: Optional[list[str]] = None) -> Path:
+    tasks = list(dict.fromkeys(r.task for r in results)) or [t.name for t in recipe.tasks]
+    variants = list(dict.fromkeys(r.variant for r in results)) or list(recipe.variants)
+    by = {(r.task, r.variant): r for r in results}
+    lines = [f"# {recipe.name}: cross-validated results", ""]
+    if recipe.description:
+        lines += [recipe.description, ""]
+    src = "synthetic features" if recipe.data.synthetic is not None else f"`{recipe.data.features}`"
+    n_folds = max((len(r.fold_aucs) for r in results), default=0)
+    lines += [
+        f"- data: {src}; labels: `{recipe.data.labels}`" if recipe.data.labels else f"- data: {src}",
+        f"- recordings: {dataset.n}; audio d={dataset.d_audio}, text d={dataset.d_text}; "
+        f"segments per recording {int(dataset.lengths.min())}-{int(dataset.lengths.max())} "
+        f"(median {int(np.median(dataset.lengths))})",
+        f"- evaluation: {n_folds}-fold stratified{' grouped by `' + str(recipe.data.group_column or 'group') + '`' if grouped else ''}"
+        f" cross-validation, seed {recipe.train.seed}; inner validation split {recipe.train.val_fraction:.0%} "
+        "for early stopping; metric: one-vs-rest macro AUC",
+        f"- model: d_model {recipe.model.d_model}, latent {recipe.model.latent_dim}, heads {recipe.model.n_heads}, "
+        f"{recipe.model.n_experts} experts, top_k {recipe.model.top_k or 'dense'}, input_pca {recipe.model.input_pca}; "
+        f"loss weights contrastive {recipe.loss.contrastive}, CKA {recipe.loss.cka}, MI {recipe.loss.mi}",
+        f"- hilbert {__version__}, device {device}, {seconds:.1f} s in all",
+        "",
+        "## AUC by task and variant (mean ± std over folds; pooled out-of-fold AUC in brackets)",
+        "",
+        "| task | classes | n | " + " | ".join(variants) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in variants) + " |",
+    ]
+    for t in tasks:
+        cells = []
+        means = {v: by[(t, v)].auc_mean for v in variants if (t, v) in by}
+        best = max((m for m in means.values() if np.isfinite(m)), default=None)
+        for v in variants:
+            r = by.get((t, v))
+            if r is None:
+                cells.append("-")
+                continue
+            cell = f"{100 * r.auc_mean:.2f} ± {100 * r.auc_std:.2f} [{100 * r.auc:.2f}]"
+            if best is not None and len(variants) > 1 and r.auc_mean == best:
+                cell = f"**{cell}**"
+            cells.append(cell)
+        any_r = next((by[(t, v)] for v in variants if (t, v) in by), None)
+        n = len(any_r.indices) if any_r else 0
+        nc = len(any_r.class_names) if any_r else 0
+        lines.append(f"| {t} | {nc} | {n} | " + " | ".join(cells) + " |")
+    lines += ["", "AUC × 100, as in the paper's Table 2.", ""]
+    lines += ["## Class counts", "", "| task | " + "counts |", "| --- | --- |"]
+    for t in tasks:
+        y = dataset.labels[t][dataset.labels[t] >= 0]
+        counts = np.bincount(y, minlength=len(dataset.class_names[t]))
+        lines.append(f"| {t} | " + ", ".join(f"{c}: {k}" for c, k in zip(dataset.class_names[t], counts)) + " |")
+    lines += ["", "## Plots", ""]
+    for t in tasks:
+        for p in plots.get(t, []):
+            lines.append(f"![{p.stem}]({p.name})")
+        lines.append("")
+    lines += ["## Per-fold AUC", "", "| task | variant | folds (AUC × 100) |", "| --- | --- | --- |"]
+    for r in results:
+        lines.append(f"| {r.task} | {r.variant} | " + " ".join(_fmt(100 * a, 1) for a in r.fold_aucs) + " |")
+    if final_models:
+        lines += ["", "## Final models (trained on all labelled recordings)", "",
+                  "| task | variant | epochs | n | directory |", "| --- | --- | --- | --- | --- |"]
+        for t, info in final_models.items():
+            lines.append(f"| {t} | {info['variant']} | {info['epochs']} | {info['n']} | `{info['dir']}` |")
+    if extra_notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in extra_notes]
+    lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def write_summary(path: Path, rows: list[dict], extra: dict) -> Path:
+    path.write_text(json.dumps({"results": rows, **extra}, indent=2, default=str))
+    return path

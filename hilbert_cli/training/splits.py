@@ -1,0 +1,86 @@
+"""Cross-validation splits: stratified k-fold, grouped when groups are given (no group in two folds)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+__all__ = ["make_splits", "inner_split", "task_splits", "check_grouped"]
+
+
+def _n_folds_possible(y: np.ndarray, groups: Optional[np.ndarray], n_folds: int) -> int:
+    n_units = len(np.unique(groups)) if groups is not None else len(y)
+    return min(n_folds, n_units)
+
+
+def make_splits(y: Sequence[int], groups: Optional[Sequence] = None, n_folds: int = 25,
+                seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified (grouped when `groups` is given) k-fold: list of (train_idx, test_idx) into y.
+
+    StratifiedKFold without groups; StratifiedGroupKFold with groups, so every group (speaker,
+    family) lies in exactly one test fold and never in train and test at once. n_folds is
+    reduced (with a warning) when there are fewer recordings/groups than folds.
+    Deterministic for a given seed.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    y = np.asarray(y)
+    g = None if groups is None else np.asarray([str(v) for v in groups])
+    if len(np.unique(y)) < 2:
+        raise ConfigError(f"cannot cross-validate: only one class among {len(y)} labelled recordings")
+    k = _n_folds_possible(y, g, n_folds)
+    if k < 2:
+        raise ConfigError(f"cannot cross-validate {n_folds} folds with {len(y)} recordings"
+                          + (f" in {len(np.unique(g))} group(s)" if g is not None else ""))
+    if k < n_folds:
+        warnings.warn(f"{n_folds} folds requested but only {k} possible; using {k}", stacklevel=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only n members"
+        if g is None:
+            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+            folds = list(splitter.split(np.zeros(len(y)), y))
+        else:
+            splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+            folds = list(splitter.split(np.zeros(len(y)), y, g))
+    return [(np.sort(tr), np.sort(te)) for tr, te in folds if len(te)]
+
+
+def inner_split(train_idx: np.ndarray, y: np.ndarray, groups: Optional[np.ndarray] = None,
+                val_fraction: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Split a training fold into (fit_idx, val_idx) for early stopping; same stratification and
+    grouping rules as make_splits. y / groups are indexed by the values of train_idx.
+    Returns (train_idx, empty) when val_fraction is 0 or the fold is too small to split.
+    """
+    train_idx = np.asarray(train_idx)
+    if val_fraction <= 0 or len(train_idx) < 8:
+        return train_idx, train_idx[:0]
+    k = max(2, int(round(1.0 / val_fraction)))
+    yy = np.asarray(y)[train_idx]
+    gg = None if groups is None else np.asarray(groups)[train_idx]
+    if len(np.unique(yy)) < 2:
+        return train_idx, train_idx[:0]
+    try:
+        folds = make_splits(yy, gg, k, seed)
+    except ConfigError:
+        return train_idx, train_idx[:0]
+    fit, val = folds[0]
+    return train_idx[fit], train_idx[val]
+
+
+def task_splits(dataset, task: str, n_folds: int = 25, seed: int = 0,
+                grouped: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+    """make_splits over the recordings labelled for `task`, as dataset positions."""
+    idx = dataset.task_indices(task)
+    y = dataset.labels[task][idx]
+    g = dataset.groups[idx] if (grouped and dataset.groups is not None) else None
+    return [(idx[tr], idx[te]) for tr, te in make_splits(y, g, n_folds, seed)]
+
+
+def check_grouped(splits, groups: np.ndarray) -> bool:
+    """True when no group has recordings in both train and test of any fold."""
+    groups = np.asarray(groups)
+    return all(not (set(groups[tr]) & set(groups[te])) for tr, te in splits)
