@@ -234,6 +234,7 @@ class CorpusInfo:
     labels: Path
     heldout_labels: Path
     manifest: Path
+    transcripts: Path  # transcripts/train and transcripts/heldout
     n_train: int
     n_heldout: int
     audio_s: float
@@ -399,6 +400,9 @@ def build_corpus(out_dir: str | os.PathLike, spec: CorpusSpec | None = None, *, 
         out_dir/labels.csv           recording_id, affect, participant (training)
         out_dir/heldout_labels.csv   the same for the held-out recordings (for checking scores)
         out_dir/manifest.json        spec, and per recording: label, prosody, true speaker turns
+        out_dir/transcripts/{train,heldout}/<participant>/<name>.json   the true transcripts
+                                     (speaker, start, end, text per utterance), usable with
+                                     `hilbert prepare --transcripts` instead of ASR
 
     recording_id is relative to train/ or heldout/, as `hilbert prepare` names them.
     """
@@ -410,14 +414,22 @@ def build_corpus(out_dir: str | os.PathLike, spec: CorpusSpec | None = None, *, 
             old = json.loads(manifest.read_text())
         except ValueError:
             old = {}
-        if old.get("spec_key") == spec.key() and all((root / r["split"] / r["recording_id"]).is_file()
-                                                     for r in old.get("recordings", [])):
+        if old.get("spec_key") == spec.key() and all(
+            (root / r["split"] / r["recording_id"]).is_file() and transcript_path(root, r["split"], r["recording_id"]).is_file()
+            for r in old.get("recordings", [])
+        ):
             return _info(root, old)
     scripts = make_scripts(spec)
     root.mkdir(parents=True, exist_ok=True)
 
     def job(s: Script) -> dict:
         turns = render(s, root / s.split / s.recording_id)
+        tr = transcript_path(root, s.split, s.recording_id)
+        tr.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tr.with_name(f".{tr.name}.tmp")
+        tmp.write_text(json.dumps({"segments": [{"speaker": t["speaker"], "start": t["start_s"], "end": t["end_s"],
+                                                 "text": t["text"]} for t in turns]}, indent=1))
+        os.replace(tmp, tr)
         return {
             "recording_id": s.recording_id,
             "split": s.split,
@@ -441,6 +453,10 @@ def build_corpus(out_dir: str | os.PathLike, spec: CorpusSpec | None = None, *, 
     return _info(root, doc)
 
 
+def transcript_path(root: Path, split: str, recording_id: str) -> Path:
+    return Path(root) / "transcripts" / split / Path(recording_id).with_suffix(".json")
+
+
 def _info(root: Path, doc: dict) -> CorpusInfo:
     recs = doc["recordings"]
     speech = sum(t["end_s"] - t["start_s"] for r in recs for t in r["turns"])
@@ -452,6 +468,7 @@ def _info(root: Path, doc: dict) -> CorpusInfo:
         labels=root / "labels.csv",
         heldout_labels=root / "heldout_labels.csv",
         manifest=root / "manifest.json",
+        transcripts=root / "transcripts",
         n_train=sum(r["split"] == "train" for r in recs),
         n_heldout=sum(r["split"] == "heldout" for r in recs),
         audio_s=sum(r["duration_s"] for r in recs),

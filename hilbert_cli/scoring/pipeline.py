@@ -222,10 +222,10 @@ class ScoreWorker:
             t = self._tick("prepare", t)
             stage = "embed"
             audio_emb, text_emb = self.stages.embed(rec, words, prep_meta)
-            t = self._tick("embed", t)
-            stage = "model"
             if len(audio_emb) == 0:
                 raise NoSpeech("no speech segments for the target speaker: nothing to score")
+            t = self._tick("embed", t)
+            stage = "model"
             preds = self.bundle.predict(audio_emb, text_emb)
             self._tick("model", t)
             rows = self._rows(rec, preds, len(audio_emb), duration)

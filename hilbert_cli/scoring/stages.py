@@ -1,0 +1,183 @@
+"""The prepare and embed stages of a score pass, rebuilt from the trained model's metadata.
+
+A trained model records the features it was trained on (TrainedBundle.features_metadata:
+audio_model, text_model, embed_options, and the prepare metadata with its options). Scoring
+rebuilds exactly those PrepareOptions and EmbedOptions (only settings that do not change the
+output - device, batch sizes - and the transcripts source may differ), runs the two stages
+through their public APIs (Preparer, Embedder), and reuses their outputs in the work
+directory when they exist with the same config hash (also when `hilbert prepare` /
+`hilbert embed` made them): nothing already on disk is recomputed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..batch import Recording, is_complete, output_path
+from ..errors import ConfigError, InputError
+from ..parquet_io import read_metadata, read_table
+
+
+def _validation_error(what: str, exc: Exception) -> ConfigError:
+    try:
+        err = exc.errors()[0]  # pydantic
+        loc = ".".join(str(x) for x in err.get("loc", ()))
+        msg = f"{loc}: {err.get('msg')}"
+    except Exception:
+        msg = " ".join(str(exc).split())
+    return ConfigError(
+        f"trained model: its recorded {what} options are not valid for this version of hilbert ({msg}); "
+        "retrain the model with this version"
+    )
+
+
+def stage_options(features_metadata: dict, options) -> tuple[Any, Any]:
+    """(PrepareOptions, EmbedOptions) the model was trained with, with this run's runtime settings."""
+    from ..embed.options import EmbedOptions
+    from ..prepare.options import PrepareOptions
+
+    fm = features_metadata or {}
+    prep_meta = fm.get("prepare") or {}
+    prep_raw = dict(prep_meta.get("options") or {})
+    emb_raw = dict(fm.get("embed_options") or {})
+    if not emb_raw:
+        # older / hand-made features: rebuild from the encoder provenance
+        a, t = fm.get("audio_model") or {}, fm.get("text_model") or {}
+        if not a.get("alias") or not t.get("alias"):
+            raise ConfigError("trained model: its config records no embed options or encoder aliases; cannot rebuild "
+                              "the features it was trained on")
+        emb_raw = {"audio": a["alias"], "text": t["alias"]}
+    try:
+        prep = PrepareOptions.model_validate(prep_raw)
+    except Exception as exc:
+        raise _validation_error("prepare", exc) from None
+    try:
+        emb = EmbedOptions.model_validate(emb_raw)
+    except Exception as exc:
+        raise _validation_error("embed", exc) from None
+    # runtime-only settings: this run's device; the transcripts source is this input's
+    prep_update: dict[str, Any] = {"device": options.device,
+                                   "transcripts": str(options.transcripts) if options.transcripts else None}
+    prep = prep.model_copy(update=prep_update)
+    if prep.transcripts is not None:
+        prep = PrepareOptions.model_validate(prep.model_dump())  # resolve the path
+    emb = emb.model_copy(update={"device": options.device})
+    return prep, emb
+
+
+def prepare_hash(prep) -> str:
+    from ..prepare import pipeline as pp
+
+    fn = getattr(pp, "config_hash", None) or getattr(pp, "options_config_hash", None)
+    if fn is not None:
+        return str(fn(prep))
+    from ..batch import options_hash
+
+    return options_hash(prep.hashed())
+
+
+def embed_hash(emb) -> str:
+    from ..batch import options_hash
+
+    return options_hash(emb.output_dict())
+
+
+def fixed_list_to_numpy(col) -> np.ndarray:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    n = len(arr)
+    d = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else None
+    flat = arr.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    if d is None:
+        d = flat.size // n if n else 0
+    return flat.reshape(n, d)
+
+
+class StageRunner:
+    """Runs prepare + embed for one recording, reusing cached outputs under work_dir."""
+
+    def __init__(self, prep_options, embed_options, work_dir: Path):
+        self.prep_options = prep_options
+        self.embed_options = embed_options
+        self.work_dir = Path(work_dir)
+        self._preparer = None
+        self._embedder = None
+        self.computed: dict[str, bool] = {}
+
+    @property
+    def preparer(self):
+        if self._preparer is None:
+            from ..prepare import Preparer
+
+            self._preparer = Preparer(self.prep_options)
+        return self._preparer
+
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from ..embed import Embedder
+
+            self._embedder = Embedder(self.embed_options)
+        return self._embedder
+
+    # -- prepare
+    def words_path(self, rid: str) -> Path:
+        from ..prepare import pipeline as pp
+
+        fn = getattr(pp, "words_path", None)
+        if fn is not None:
+            return Path(fn(self.work_dir, rid))
+        return output_path(self.work_dir, "prepare/words", rid)
+
+    def prepare(self, rec: Recording) -> tuple[pa.Table, dict, float | None]:
+        """(words table, prepare metadata, duration_s), from the cache or computed + written."""
+        path = self.words_path(rec.recording_id)
+        chash = prepare_hash(self.prep_options)
+        if is_complete(path, chash):
+            try:
+                meta = read_metadata(path)
+                words = read_table(path)
+                # the cached file must describe this very audio file
+                if Path(str(meta.get("source_path", ""))).resolve() == Path(rec.path).resolve():
+                    self.computed["prepare"] = False
+                    return words, meta, meta.get("duration_s")
+            except InputError:
+                pass
+        prepared = self.preparer.process(rec)
+        self.preparer.write(prepared, self.work_dir)
+        self.computed["prepare"] = True
+        meta = dict(prepared.metadata)
+        return prepared.words, meta, prepared.duration_s
+
+    # -- embed
+    def features_path(self, rid: str) -> Path:
+        from ..embed.pipeline import features_dir
+
+        fdir = features_dir(self.work_dir, self.embed_options)
+        return output_path(fdir.parent, fdir.name, rid)
+
+    def embed(self, rec: Recording, words: pa.Table, prep_meta: dict) -> tuple[np.ndarray, np.ndarray]:
+        """(audio [n, d_a], text [n, d_t]) segment embeddings, from the cache or computed + written."""
+        from ..embed.pipeline import config_hash
+
+        meta = {**prep_meta, "recording_id": rec.recording_id}
+        path = self.features_path(rec.recording_id)
+        chash = config_hash(self.embed_options, str(meta.get("config_hash")))
+        table = None
+        if is_complete(path, chash):
+            try:
+                table = read_table(path)
+                self.computed["embed"] = False
+            except InputError:
+                table = None
+        if table is None:
+            emb = self.embedder.process(words, meta, work_dir=self.work_dir)
+            self.embedder.write(emb, self.work_dir)
+            table = emb.features
+            self.computed["embed"] = True
+        table = table.sort_by([("segment_index", "ascending")])
+        return (fixed_list_to_numpy(table.column("audio_embedding")),
+                fixed_list_to_numpy(table.column("text_embedding")))
