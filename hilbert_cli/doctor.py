@@ -39,6 +39,17 @@ class Check:
     required: bool = True
 
 
+def _import_keeping_threads(mod: str) -> None:
+    """Import `mod`, undoing any torch.set_num_threads it does at import (silero_vad does)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    n = torch.get_num_threads() if torch is not None else None
+    importlib.import_module(mod)
+    if n is not None:
+        torch.set_num_threads(n)
+
+
 def check_packages() -> list[Check]:
     out = []
     for dist, mod, required in PACKAGES:
@@ -48,7 +59,7 @@ def check_packages() -> list[Check]:
             out.append(Check(dist, False, "not installed", required))
             continue
         try:
-            importlib.import_module(mod)
+            _import_keeping_threads(mod)
         except Exception as exc:  # installed but broken (ABI mismatch, missing .so)
             out.append(Check(dist, False, f"{ver}, import fails: {' '.join(str(exc).split())[:160]}", required))
         else:
