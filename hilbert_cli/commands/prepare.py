@@ -1,0 +1,100 @@
+"""`hilbert prepare INPUT --out WORK`: decode, diarize, transcribe -> words + turns tables.
+
+Exit codes:
+  0  every recording prepared (or already done with the same options)
+  1  the batch ran but some recordings failed: one error row each under WORK/errors/prepare/
+  2  bad usage, bad option, or a model that cannot be loaded: nothing was run
+  3  broken installation (see `hilbert doctor`)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
+
+
+def prepare(
+    source: Path = typer.Argument(..., help="A directory of recordings (searched recursively), one audio file, or a list file (.txt/.lst) of paths."),
+    out: Path = typer.Option(..., "--out", "-o", help="Work directory: writes OUT/prepare/words/, OUT/prepare/turns/, OUT/errors/prepare/."),
+    diarization: str = typer.Option("vad-cluster", "--diarization", help="vad-cluster (offline: silero VAD + Resemblyzer + clustering), pyannote, or none (one speaker)."),
+    diarization_model: Optional[str] = typer.Option(None, "--diarization-model", help="pyannote pipeline: registry alias, hub id (HF_TOKEN) or local directory (default pyannote-community-1)."),
+    num_speakers: Optional[int] = typer.Option(None, "--num-speakers", help="Exact number of speakers, when known."),
+    min_speakers: Optional[int] = typer.Option(None, "--min-speakers"),
+    max_speakers: Optional[int] = typer.Option(None, "--max-speakers"),
+    speaker: str = typer.Option("all", "--speaker", help="Target speaker: all, dominant (most speech, e.g. the participant of a clinical interview) or a label (SPEAKER_01). Other speakers' words are kept, with is_target false."),
+    asr_model: str = typer.Option("whisper-tiny.en", "--asr-model", help="faster-whisper model: registry alias (whisper-tiny.en, whisper-small, whisper-large-v3, ...) or a CTranslate2 directory."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    compute_type: str = typer.Option("auto", "--compute-type", help="CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA)."),
+    beam_size: int = typer.Option(5, "--beam-size"),
+    language: Optional[str] = typer.Option(None, "--language", help="Language code; default: detected once per recording (multilingual models)."),
+    vad_filter: bool = typer.Option(True, "--vad-filter/--no-vad-filter", help="faster-whisper's VAD filter inside each ASR window."),
+    condition_on_previous_text: bool = typer.Option(False, "--condition-on-previous-text/--no-condition-on-previous-text", help="Off by default: conditioning is the classic cause of hallucinated loops on silence."),
+    temperature_fallback: bool = typer.Option(True, "--temperature-fallback/--no-temperature-fallback", help="Re-decode a window at higher temperatures when it looks like a failure (faster-whisper's default)."),
+    batch_size: int = typer.Option(8, "--batch-size", help="ASR windows per batch (GPU batched pipeline)."),
+    transcripts: Optional[Path] = typer.Option(None, "--transcripts", help="Directory of existing transcripts named like the recordings (.json/.srt/.vtt/.txt), used instead of ASR."),
+    sidecars: bool = typer.Option(True, "--sidecars/--no-sidecars", help="Use a transcript next to an audio file (same name, .json/.srt/.vtt/.txt) instead of ASR."),
+    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only shard K (0-based) of N recordings (job arrays); the shards partition the input."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo recordings already prepared with the same options."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayNumCpusOpt = None,
+    ray_num_gpus: RayNumGpusOpt = None,
+    ray_concurrency: RayConcurrencyOpt = None,
+) -> None:
+    """Turn a directory of recordings into per-recording words and speaker-turns tables.
+
+    Decoding is streamed (any format FFmpeg reads, resampled to 16 kHz mono); long recordings
+    never sit whole in memory. Re-runs skip recordings already done with the same options.
+    Exit codes: 0 all done, 1 some recordings failed (see OUT/errors/prepare/), 2 bad usage or
+    unavailable model, 3 broken installation.
+    """
+    from ..batch import Shard, discover
+    from ..console import console, warn
+    from ..engines.options import engine_settings
+    from ..prepare import PrepareOptions, Preparer, prepare_recordings
+    from ..prepare.transcripts import EXTENSIONS
+
+    if transcripts is not None and not transcripts.is_dir():
+        from ..errors import ConfigError
+
+        raise ConfigError(f"--transcripts {transcripts}: not a directory")
+    opts = PrepareOptions.build(
+        diarization=diarization, diarization_model=diarization_model, num_speakers=num_speakers,
+        min_speakers=min_speakers, max_speakers=max_speakers, speaker=speaker, asr_model=asr_model,
+        device=device, compute_type=compute_type, beam_size=beam_size, language=language,
+        vad_filter=vad_filter, condition_on_previous_text=condition_on_previous_text,
+        temperature_fallback=temperature_fallback,
+        batch_size=batch_size, transcripts=str(transcripts) if transcripts else None, sidecars=sidecars,
+    )
+    sh = Shard.parse(shard)
+    eng, eng_opts = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
+    recordings, skipped = discover(source)
+    sidecar_files = [s for s in skipped if s.path.suffix.lower() in EXTENSIONS and s.reason.startswith("not an audio")]
+    for s in skipped:
+        if s not in sidecar_files:
+            warn(f"skipped {s.path}: {s.reason}")
+    if sidecar_files:
+        console.print(f"{len(sidecar_files)} transcript/other text file(s) next to the audio (used as sidecars when they match a recording)")
+    preparer = None
+    if eng == "local":
+        # fail fast, before the batch, on a model that cannot be loaded (exit 2, one line)
+        preparer = Preparer(opts)
+        _ = preparer.diarizer
+        _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
+    result = prepare_recordings(
+        recordings, opts, out, overwrite=overwrite, shard=sh, show_progress=not quiet,
+        engine=eng, engine_options=eng_opts, preparer=preparer,
+    )
+    console.print(result.summary())
+    if result.failed:
+        console.print(f"[yellow]{len(result.failed)} recording(s) failed:[/] see {out / 'errors' / 'prepare'}")
+    raise typer.Exit(result.exit_code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("prepare")(prepare)

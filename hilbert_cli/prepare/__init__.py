@@ -1,0 +1,26 @@
+"""`hilbert prepare`: streaming decode, voice activity + diarization, ASR or existing
+transcripts, word -> speaker assignment; per-recording words and turns tables (CONTRACTS.md)."""
+
+from .options import PrepareOptions
+from .pipeline import (
+    TURNS_SCHEMA,
+    WORDS_SCHEMA,
+    PreparedRecording,
+    Preparer,
+    config_hash,
+    prepare_recordings,
+    turns_path,
+    words_path,
+)
+
+__all__ = [
+    "PrepareOptions",
+    "PreparedRecording",
+    "Preparer",
+    "TURNS_SCHEMA",
+    "WORDS_SCHEMA",
+    "config_hash",
+    "prepare_recordings",
+    "turns_path",
+    "words_path",
+]

@@ -1,0 +1,205 @@
+"""ASR with faster-whisper on bounded windows (<= 30 s, cut at pauses).
+
+The model is loaded once per run. Each window's samples come from one streaming pass over
+the file (`iter_spans`), so memory holds at most `batch_size` windows whatever the length
+of the recording. On CPU windows go one by one through WhisperModel.transcribe (VAD filter
+on, condition_on_previous_text off by default); on CUDA up to `batch_size` windows go through
+the BatchedInferencePipeline at once. Each word keeps its probability, and the statistics of
+its ASR segment (avg_logprob, no_speech_prob, compression_ratio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from ..audio import SAMPLE_RATE, iter_spans
+from ..errors import ConfigError, ModelUnavailable
+from .options import PrepareOptions
+
+
+@dataclass
+class Word:
+    start_s: float
+    end_s: float
+    word: str
+    probability: float | None
+    asr_segment: int | None
+    avg_logprob: float | None
+    no_speech_prob: float | None
+    compression_ratio: float | None
+
+
+def asr_windows(speech: Sequence[tuple[float, float]], max_s: float, duration_s: float, pad_s: float = 0.2,
+                join_gap_s: float = 2.0) -> list[tuple[float, float]]:
+    """Group speech regions into windows of at most `max_s` seconds, cut only between
+    regions (pauses); a region longer than `max_s` is cut into equal pieces."""
+    out: list[tuple[float, float]] = []
+    cur: list[float] | None = None
+    for s, e in speech:
+        s, e = max(0.0, s - pad_s), min(duration_s, e + pad_s)
+        if e <= s:
+            continue
+        if cur is not None and e - cur[0] <= max_s and s - cur[1] <= join_gap_s:
+            cur[1] = max(cur[1], e)
+            continue
+        if cur is not None:
+            out.append((cur[0], cur[1]))
+        if e - s > max_s:
+            n = int(np.ceil((e - s) / max_s))
+            step = (e - s) / n
+            for i in range(n - 1):
+                out.append((s + i * step, s + (i + 1) * step))
+            cur = [s + (n - 1) * step, e]
+        else:
+            cur = [s, e]
+    if cur is not None:
+        out.append((cur[0], cur[1]))
+    # windows may touch after padding; never overlap (a word would be transcribed twice)
+    fixed: list[tuple[float, float]] = []
+    for s, e in out:
+        if fixed and s < fixed[-1][1]:
+            s = fixed[-1][1]
+        if e - s > 0.05:
+            fixed.append((round(s, 3), round(e, 3)))
+    return fixed
+
+
+class WhisperASR:
+    """faster-whisper, loaded once; `transcribe(path, windows)` yields words in time order."""
+
+    def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
+        from ..registry import resolve
+
+        self.options = options
+        self.resolved = resolve(options.asr_model, kind="asr")
+        path = self.resolved.path
+        if path is None or not (Path(path) / "model.bin").is_file():
+            raise ConfigError(f"ASR model '{options.asr_model}': {path} is not a CTranslate2 model directory (no model.bin)")
+        if not (Path(path) / "tokenizer.json").is_file():
+            raise ConfigError(f"ASR model '{options.asr_model}': {path} has no tokenizer.json (faster-whisper would try the hub)")
+        self.device = "cuda" if device.startswith("cuda") else "cpu"
+        ct = options.compute_type
+        if ct == "auto":
+            ct = "float16" if self.device == "cuda" else "int8"
+        self.compute_type = ct
+        try:
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
+        except ImportError as exc:  # pragma: no cover
+            raise ModelUnavailable("faster-whisper is not installed (pip install faster-whisper)") from exc
+        index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+        try:
+            self.model = WhisperModel(str(path), device=self.device, device_index=index, compute_type=ct,
+                                      cpu_threads=options.cpu_threads)
+        except (RuntimeError, ValueError) as exc:
+            raise ConfigError(f"ASR model '{options.asr_model}' ({path}) cannot be loaded: {' '.join(str(exc).split())[:200]}") from exc
+        self.batched = BatchedInferencePipeline(self.model) if self.device == "cuda" and options.batch_size > 1 else None
+        self.multilingual = bool(self.model.model.is_multilingual)
+
+    def provenance(self) -> dict:
+        p = self.resolved.provenance()
+        p.update(compute_type=self.compute_type, device=self.device, multilingual=self.multilingual)
+        return p
+
+    def close(self) -> None:
+        self.batched = None
+        self.model = None
+
+    def _kwargs(self, language: str | None) -> dict:
+        o = self.options
+        return dict(
+            language=language if self.multilingual else None,
+            beam_size=o.beam_size,
+            word_timestamps=True,
+            condition_on_previous_text=o.condition_on_previous_text,
+            temperature=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0] if o.temperature_fallback else [0.0],
+        )
+
+    def transcribe(self, path: str | Path, windows: Sequence[tuple[float, float]]) -> tuple[list[Word], dict]:
+        """Words of every window, in time order, and facts for the metadata (language)."""
+        o = self.options
+        language = o.language if self.multilingual else "en"
+        words: list[Word] = []
+        seg_id = 0
+        spans = list(windows)
+        info: dict = {"n_asr_windows": len(spans)}
+        if not spans:
+            return words, {**info, "language": language}
+        pending: list[tuple[int, np.ndarray]] = []
+
+        def run_batch(batch: list[tuple[int, np.ndarray]]) -> None:
+            nonlocal seg_id, language
+            if self.batched is not None and len(batch) > 1:
+                audio = np.concatenate([x for _, x in batch])
+                clips, pos = [], 0
+                for _, x in batch:
+                    clips.append({"start": pos / SAMPLE_RATE, "end": (pos + x.size) / SAMPLE_RATE})
+                    pos += x.size
+                offsets = [(c["start"], c["end"], i) for c, (i, _) in zip(clips, batch)]
+                segments, tinfo = self.batched.transcribe(
+                    audio, clip_timestamps=clips, batch_size=o.batch_size, **self._kwargs(language),
+                    without_timestamps=True,
+                )
+                if language is None:
+                    language = tinfo.language
+                for seg in segments:
+                    # the clip the segment came from: the one containing its midpoint
+                    mid = (seg.start + seg.end) / 2
+                    a, _, i = next((c for c in offsets if c[0] <= mid < c[1] + 1e-6), offsets[-1])
+                    self._add(words, seg, seg_id, spans[i][0] - a, spans[i])
+                    seg_id += 1
+                return
+            for i, x in batch:
+                segments, tinfo = self.model.transcribe(x, vad_filter=o.vad_filter, **self._kwargs(language))
+                segments = list(segments)
+                if language is None and self.multilingual:
+                    language = tinfo.language  # detected once, then kept for the recording
+                for seg in segments:
+                    self._add(words, seg, seg_id, spans[i][0], spans[i])
+                    seg_id += 1
+
+        per_batch = o.batch_size if self.batched is not None else 1
+        for i, x in iter_spans(path, spans, chunk_s=o.chunk_s):
+            if x.size < SAMPLE_RATE // 10:
+                continue
+            pending.append((i, x))
+            if len(pending) >= per_batch:
+                run_batch(pending)
+                pending = []
+        if pending:
+            run_batch(pending)
+        words.sort(key=lambda w: (w.start_s, w.end_s))
+        info.update(language=language, n_asr_segments=seg_id)
+        return words, info
+
+    @staticmethod
+    def _add(words: list[Word], seg, seg_id: int, shift: float, window: tuple[float, float] | None = None) -> None:
+        lo, hi = window if window is not None else (-np.inf, np.inf)
+
+        def clip(t: float) -> float:
+            # Whisper's timestamps can run past the audio it was given (hallucinated tails)
+            return float(min(max(t, lo), hi))
+
+        stats = (
+            float(seg.avg_logprob) if seg.avg_logprob is not None else None,
+            float(seg.no_speech_prob) if seg.no_speech_prob is not None else None,
+            float(seg.compression_ratio) if seg.compression_ratio is not None else None,
+        )
+        seg_words = list(seg.words or [])
+        if not seg_words and seg.text.strip():
+            # no word timings (should not happen with word_timestamps=True): spread the text
+            toks = seg.text.split()
+            span = max(seg.end - seg.start, 0.01)
+            for k, tok in enumerate(toks):
+                a = seg.start + span * k / len(toks)
+                words.append(Word(clip(a + shift), clip(a + span / len(toks) + shift), tok, None, seg_id, *stats))
+            return
+        for w in seg_words:
+            text = w.word.strip()
+            if not text:
+                continue
+            words.append(Word(clip(float(w.start) + shift), clip(float(max(w.end, w.start)) + shift), text,
+                              float(w.probability) if w.probability is not None else None, seg_id, *stats))

@@ -1,0 +1,297 @@
+"""`vad-cluster`: Silero VAD + a speaker encoder (Resemblyzer GE2E, 256-d) + clustering.
+
+Works fully offline with the [offline] extra. Memory stays flat with recording length:
+pass 1 streams the file through the VAD (one float per 32 ms frame is kept); pass 2 streams
+the speech windows (`iter_spans`) through the speaker encoder (one 256-d vector per window);
+clustering runs on those vectors, with k-means micro-clusters first when there are many, so
+it never builds an n x n distance matrix for a long recording.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...audio import SAMPLE_RATE, iter_spans
+from ...errors import ModelUnavailable
+from ..options import PrepareOptions
+from .base import Diarization, merge_turns, relabel_by_first_appearance
+from .vad import SileroVad, speech_regions
+
+#: above this many windows, cluster k-means centroids instead of the windows themselves
+MAX_DIRECT = 600
+MIN_EMBED_S = 0.5
+
+
+class ResemblyzerEncoder:
+    """GE2E speaker encoder from the resemblyzer package (weights ship inside it)."""
+
+    alias = "resemblyzer"
+    dim = 256
+
+    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
+        self.threads = threads
+        try:
+            from resemblyzer import VoiceEncoder
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelUnavailable(
+                "the vad-cluster backend needs the resemblyzer speaker encoder: pip install "
+                "'hilbert-cli[offline]' and `pip install --no-deps resemblyzer` (scripts/setup.sh)"
+            ) from exc
+        import torch
+
+        self.device = device
+        self.encoder = VoiceEncoder(device=torch.device(device), verbose=False)
+
+    def provenance(self) -> dict:
+        import resemblyzer
+
+        return {"alias": "resemblyzer", "repo": "resemble-ai/Resemblyzer", "revision": getattr(resemblyzer, "__version__", "0.1.4"),
+                "source": "package", "arch": "resemblyzer", "dim": 256}
+
+    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
+        """16 kHz mono float32 clips -> [n, 256] L2-normalised embeddings (clips of equal length batch)."""
+        import torch
+        from resemblyzer.audio import normalize_volume
+
+        out = np.zeros((len(clips), self.dim), dtype=np.float32)
+        by_len: dict[int, list[int]] = {}
+        for i, c in enumerate(clips):
+            by_len.setdefault(c.size, []).append(i)
+        with torch.inference_mode(), _threads(self.threads):
+            for idx in by_len.values():
+                x = np.stack([normalize_volume(clips[i].astype(np.float32), -30, increase_only=True) for i in idx])
+                mel = mel_spectrogram(torch.from_numpy(x).to(self.device))
+                out[idx] = self.encoder(mel).cpu().numpy()
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-8)
+
+
+class _threads:
+    """Temporarily set torch's CPU thread count (0: leave it)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.old = None
+
+    def __enter__(self):
+        import torch
+
+        if self.n:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.old is not None:
+            torch.set_num_threads(self.old)
+
+
+def _hz_to_mel(f):
+    f = np.asarray(f, dtype=np.float64)
+    lin = f / (200.0 / 3)
+    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
+
+
+def _mel_to_hz(m):
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), (200.0 / 3) * m)
+
+
+def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = 400, n_mels: int = 40) -> np.ndarray:
+    """librosa.filters.mel(sr, n_fft, n_mels) (Slaney scale and norm), without importing librosa."""
+    fft_f = np.linspace(0, sr / 2, 1 + n_fft // 2)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
+    fdiff = np.diff(mel_f)
+    ramps = mel_f[:, None] - fft_f[None, :]
+    lower = -ramps[:-2] / fdiff[:-1, None]
+    upper = ramps[2:] / fdiff[1:, None]
+    w = np.maximum(0, np.minimum(lower, upper))
+    w *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
+    return w.astype(np.float32)
+
+
+_FB: dict = {}
+
+
+def mel_spectrogram(x):
+    """Resemblyzer's features (40 mel power bands, 25 ms / 10 ms) for a batch [n, samples] -> [n, frames, 40]."""
+    import torch
+
+    key = str(x.device)
+    if key not in _FB:
+        _FB[key] = (torch.from_numpy(mel_filterbank()).to(x.device), torch.hann_window(400, device=x.device))
+    fb, win = _FB[key]
+    spec = torch.stft(x, n_fft=400, hop_length=160, window=win, center=True, pad_mode="constant", return_complex=True)
+    return torch.matmul(fb, spec.abs() ** 2).transpose(1, 2).contiguous()
+
+
+def embedding_windows(regions: list[tuple[float, float]], window_s: float, step_s: float) -> list[tuple[float, float, int]]:
+    """(start, end, region index) windows covering each speech region."""
+    out = []
+    for r, (s, e) in enumerate(regions):
+        d = e - s
+        if d < MIN_EMBED_S:
+            continue
+        if d <= window_s:
+            out.append((s, e, r))
+            continue
+        n = int(np.ceil((d - window_s) / step_s)) + 1
+        starts = s + np.arange(n) * step_s
+        starts[-1] = min(starts[-1], e - window_s)
+        for a in starts:
+            out.append((float(a), float(a) + window_s, r))
+    return out
+
+
+def cluster(
+    x: np.ndarray,
+    *,
+    threshold: float,
+    num_speakers: int | None = None,
+    min_speakers: int | None = None,
+    max_speakers: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Cluster L2-normalised embeddings; returns an integer label per row.
+
+    Average-linkage agglomerative clustering on cosine distance, cut at `threshold` unless a
+    speaker count is given; min/max bounds re-cut the tree. Many rows are first reduced to at
+    most MAX_DIRECT k-means centroids (memory O(n k), not O(n^2)). Clusters holding under 5 %
+    of the rows are folded into the nearest large one when the count is free.
+    """
+    from sklearn.cluster import AgglomerativeClustering, KMeans
+
+    n = x.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n == 1:
+        return np.zeros(1, dtype=int)
+    if n > MAX_DIRECT:
+        km = KMeans(n_clusters=MAX_DIRECT, n_init=1, max_iter=50, random_state=seed).fit(x)
+        points, assign = km.cluster_centers_, km.labels_
+        weights = np.bincount(assign, minlength=MAX_DIRECT)
+    else:
+        points, assign, weights = x, np.arange(n), np.ones(n, dtype=int)
+    m = points.shape[0]
+
+    def cut(k: int | None) -> np.ndarray:
+        if m == 1:
+            return np.zeros(1, dtype=int)
+        if k is not None:
+            k = max(1, min(k, m))
+            if k == 1:
+                return np.zeros(m, dtype=int)
+            return AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(points)
+        return AgglomerativeClustering(
+            n_clusters=None, metric="cosine", linkage="average", distance_threshold=threshold
+        ).fit_predict(points)
+
+    if num_speakers:
+        labels = cut(num_speakers)
+    else:
+        labels = cut(None)
+        k = len(set(labels.tolist()))
+        if max_speakers and k > max_speakers:
+            labels = cut(max_speakers)
+        elif min_speakers and k < min_speakers:
+            labels = cut(min_speakers)
+        else:
+            labels = _fold_small(points, labels, weights, min_share=0.05, min_k=min_speakers or 1)
+    return labels[assign]
+
+
+def _fold_small(points: np.ndarray, labels: np.ndarray, weights: np.ndarray, *, min_share: float, min_k: int) -> np.ndarray:
+    labels = labels.copy()
+    while True:
+        ids = np.unique(labels)
+        if len(ids) <= max(1, min_k):
+            return labels
+        mass = np.array([weights[labels == i].sum() for i in ids], dtype=float)
+        small = int(np.argmin(mass))
+        if mass[small] >= min_share * weights.sum():
+            return labels
+        cents = np.stack([points[labels == i].mean(0) for i in ids])
+        cents /= np.maximum(np.linalg.norm(cents, axis=1, keepdims=True), 1e-8)
+        sims = cents @ cents[small]
+        sims[small] = -np.inf
+        labels[labels == ids[small]] = ids[int(np.argmax(sims))]
+
+
+def turns_from_windows(
+    regions: list[tuple[float, float]], windows: list[tuple[float, float, int]], labels: list[str]
+) -> list[tuple[float, float, str]]:
+    """Speaker turns: each region split at the midpoints between its windows' centres;
+    regions too short to embed take the label of the nearest window in time."""
+    by_region: dict[int, list[tuple[float, str]]] = {}
+    for (s, e, r), lab in zip(windows, labels):
+        by_region.setdefault(r, []).append(((s + e) / 2, lab))
+    centres = np.array([(s + e) / 2 for s, e, _ in windows]) if windows else np.zeros(0)
+    turns = []
+    for r, (s, e) in enumerate(regions):
+        items = by_region.get(r)
+        if not items:
+            if centres.size == 0:
+                continue
+            mid = (s + e) / 2
+            j = int(np.argmin(np.abs(centres - mid)))
+            turns.append((s, e, labels[j]))
+            continue
+        items.sort()
+        bounds = [s] + [(items[i][0] + items[i + 1][0]) / 2 for i in range(len(items) - 1)] + [e]
+        for i, (_, lab) in enumerate(items):
+            turns.append((bounds[i], bounds[i + 1], lab))
+    return merge_turns(turns, 0.0)
+
+
+class VadClusterDiarizer:
+    name = "vad-cluster"
+
+    def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
+        self.options = options
+        self.vad = SileroVad()
+        self.encoder = ResemblyzerEncoder(device=device, threads=options.cpu_threads) if options.diarization == "vad-cluster" else None
+
+    def provenance(self) -> dict:
+        p = {"backend": self.options.diarization, "vad": self.vad.provenance()}
+        if self.encoder is not None:
+            p["speaker_encoder"] = self.encoder.provenance()
+        return p
+
+    def close(self) -> None:
+        self.encoder = None
+
+    def diarize(self, path: str | Path) -> Diarization:
+        o = self.options
+        probs, n_samples = self.vad.file_probabilities(path, o.chunk_s)
+        regions = speech_regions(
+            probs, n_samples, threshold=o.vad_threshold, min_speech_s=o.min_speech_s,
+            min_silence_s=o.min_silence_s, speech_pad_s=o.speech_pad_s,
+        )
+        duration = n_samples / SAMPLE_RATE
+        info = {"n_speech_regions": len(regions), "speech_s": round(sum(e - s for s, e in regions), 3)}
+        if self.encoder is None or not regions:
+            turns = [(s, e, "SPEAKER_00") for s, e in regions]
+            return Diarization(turns, regions, duration, info, vad_probs=probs)
+        windows = embedding_windows(regions, o.embed_window_s, o.embed_step_s)
+        embs = np.zeros((len(windows), self.encoder.dim), dtype=np.float32)
+        batch_idx: list[int] = []
+        batch: list[np.ndarray] = []
+        for i, clip in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=o.chunk_s):
+            batch_idx.append(i)
+            batch.append(clip)
+            if len(batch) >= 64:
+                embs[batch_idx] = self.encoder.embed(batch)
+                batch_idx, batch = [], []
+        if batch:
+            embs[batch_idx] = self.encoder.embed(batch)
+        ids = cluster(
+            embs, threshold=o.cluster_threshold, num_speakers=o.num_speakers,
+            min_speakers=o.min_speakers, max_speakers=o.max_speakers,
+        )
+        labels = relabel_by_first_appearance(ids)
+        turns = turns_from_windows(regions, windows, labels)
+        info.update(n_windows=len(windows), n_speakers=len(set(labels)))
+        return Diarization(turns, regions, duration, info, vad_probs=probs)

@@ -1,0 +1,333 @@
+"""`hilbert prepare` per recording: decode -> VAD + diarization -> ASR (or a transcript) -> words.
+
+Preparer(options) loads each model once, lazily, and reuses it for every recording;
+Preparer.process(rec) returns the tables without writing; Preparer.write() writes them
+atomically; prepare_recordings() runs a batch (resume by config hash, --overwrite, shards,
+one error row per bad recording, progress with audio hours and x real time).
+
+Output layout (CONTRACTS.md):
+    WORK/prepare/words/<recording_id>.parquet   one row per word (written last: the done marker)
+    WORK/prepare/turns/<recording_id>.parquet   one row per speaker turn
+    WORK/errors/prepare/<recording_id>.parquet  one row per failed recording
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from .. import batch
+from ..audio import SAMPLE_RATE, probe, stream_chunks
+from ..batch import BatchResult, Recording, Shard
+from ..parquet_io import write_table_atomic
+from .assign import UNKNOWN, assign_speakers, target_speakers
+from .options import PrepareOptions
+
+STAGE = "prepare"
+#: bump when the tables' meaning changes, so old outputs are redone
+SCHEMA_VERSION = 1
+
+WORDS_SCHEMA = pa.schema(
+    [
+        ("recording_id", pa.string()),
+        ("word_index", pa.int32()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("word", pa.string()),
+        ("probability", pa.float32()),
+        ("speaker", pa.string()),
+        ("is_target", pa.bool_()),
+        ("asr_segment", pa.int32()),
+        ("avg_logprob", pa.float32()),
+        ("no_speech_prob", pa.float32()),
+        ("compression_ratio", pa.float32()),
+    ]
+)
+TURNS_SCHEMA = pa.schema(
+    [
+        ("recording_id", pa.string()),
+        ("turn_index", pa.int32()),
+        ("speaker", pa.string()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("is_target", pa.bool_()),
+    ]
+)
+
+
+def config_hash(options: PrepareOptions) -> str:
+    return batch.options_hash({"stage": STAGE, "schema": SCHEMA_VERSION, "options": options.hashed()})
+
+
+def words_path(work_dir: Path, recording_id: str) -> Path:
+    return batch.output_path(Path(work_dir), "prepare/words", recording_id)
+
+
+def turns_path(work_dir: Path, recording_id: str) -> Path:
+    return batch.output_path(Path(work_dir), "prepare/turns", recording_id)
+
+
+@dataclass
+class PreparedRecording:
+    words: pa.Table
+    turns: pa.Table
+    metadata: dict
+    duration_s: float
+    timings: dict = field(default_factory=dict)
+
+
+class Preparer:
+    """Loads the models once (lazily) and prepares one recording at a time."""
+
+    def __init__(self, options: PrepareOptions | None = None) -> None:
+        self.options = options or PrepareOptions()
+        self._device: str | None = None
+        self._diarizer = None
+        self._asr = None
+        self.config_hash = config_hash(self.options)
+
+    # ---- models, loaded on first use
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from ..devices import pick_device
+
+            self._device = pick_device(self.options.device)
+        return self._device
+
+    @property
+    def diarizer(self):
+        if self._diarizer is None:
+            from .diarize import load_diarizer
+
+            self._diarizer = load_diarizer(self.options, device=self.device)
+        return self._diarizer
+
+    @property
+    def asr(self):
+        if self._asr is None:
+            from .asr import WhisperASR
+
+            self._asr = WhisperASR(self.options, device=self.device)
+        return self._asr
+
+    def release(self, which: str = "all") -> None:
+        """Free models (e.g. between stages when memory is tight); they reload on next use."""
+        import gc
+
+        if which in ("all", "diarization") and self._diarizer is not None:
+            self._diarizer.close()
+            self._diarizer = None
+        if which in ("all", "asr") and self._asr is not None:
+            self._asr.close()
+            self._asr = None
+        gc.collect()
+
+    # ---- one recording
+    def process(self, rec: Recording) -> PreparedRecording:
+        from .asr import asr_windows
+        from .diarize.vad import split_long
+        from .transcripts import find_transcript, read_transcript, transcript_words
+
+        o = self.options
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        info = probe(rec.path)
+        tr_path = find_transcript(rec.path, rec.recording_id, o.transcripts, o.sidecars)
+        transcript = read_transcript(tr_path) if tr_path else None
+        models: dict = {}
+        asr_info: dict = {}
+        diar_info: dict = {}
+        if transcript is not None and transcript.has_times and transcript.has_speakers:
+            # the transcript says who spoke when: no diarization, just the decoded length
+            duration = sum(c.samples.size for c in stream_chunks(rec.path, o.chunk_s)) / SAMPLE_RATE
+            timings["decode"] = time.perf_counter() - t
+            from .diarize.base import merge_turns, union
+
+            turns = merge_turns([(s.start_s, s.end_s, s.speaker) for s in transcript.segments if s.end_s > s.start_s])
+            speech = union([(s, e) for s, e, _ in turns])
+            diar_info = {"backend": "transcript"}
+        else:
+            diar = self.diarizer.diarize(rec.path)
+            timings["diarize"] = time.perf_counter() - t
+            duration, turns, speech, diar_info = diar.duration_s, diar.turns, diar.speech, dict(diar.info)
+            models["diarization"] = self.diarizer.provenance()
+        t = time.perf_counter()
+        if transcript is not None:
+            raw = transcript_words(transcript, speech, duration)
+            w_start = np.array([w[0] for w in raw], dtype=float)
+            w_end = np.array([w[1] for w in raw], dtype=float)
+            w_text = [w[2] for w in raw]
+            if transcript.has_speakers:
+                w_spk = [w[3] for w in raw]
+                if not transcript.has_times:
+                    turns = _turns_from_words(w_start, w_end, w_spk)
+            else:
+                w_spk = assign_speakers(w_start, w_end, turns)
+            n = len(raw)
+            prob = [None] * n
+            seg = avg = nsp = cr = [None] * n
+            source = {"kind": "transcript", "path": str(transcript.path), "format": transcript.format,
+                      "has_times": transcript.has_times, "has_speakers": transcript.has_speakers}
+            timings["transcript"] = time.perf_counter() - t
+        else:
+            probs = getattr(diar, "vad_probs", None)
+            regions = split_long(speech, probs, o.asr_window_s) if probs is not None else speech
+            windows = asr_windows(regions, o.asr_window_s, duration)
+            words, asr_info = self.asr.transcribe(rec.path, windows)
+            timings["asr"] = time.perf_counter() - t
+            models["asr"] = self.asr.provenance()
+            w_start = np.array([w.start_s for w in words], dtype=float)
+            w_end = np.array([w.end_s for w in words], dtype=float)
+            w_text = [w.word for w in words]
+            w_spk = assign_speakers(w_start, w_end, turns)
+            prob = [w.probability for w in words]
+            seg = [w.asr_segment for w in words]
+            avg = [w.avg_logprob for w in words]
+            nsp = [w.no_speech_prob for w in words]
+            cr = [w.compression_ratio for w in words]
+            source = {"kind": "asr"}
+        t = time.perf_counter()
+        targets, target_label = target_speakers(turns, o.speaker)
+        n = len(w_text)
+        rid = rec.recording_id
+        is_t = [True if targets is None else (s in targets) for s in w_spk]
+        words_table = pa.Table.from_pydict(
+            {
+                "recording_id": [rid] * n,
+                "word_index": np.arange(n, dtype=np.int32),
+                "start_s": w_start,
+                "end_s": np.maximum(w_end, w_start),
+                "word": w_text,
+                "probability": pa.array(prob, type=pa.float32()),
+                "speaker": [s if s else UNKNOWN for s in w_spk],
+                "is_target": is_t,
+                "asr_segment": pa.array(seg, type=pa.int32()),
+                "avg_logprob": pa.array(avg, type=pa.float32()),
+                "no_speech_prob": pa.array(nsp, type=pa.float32()),
+                "compression_ratio": pa.array(cr, type=pa.float32()),
+            },
+            schema=WORDS_SCHEMA,
+        )
+        turns = sorted(turns)
+        m = len(turns)
+        turns_table = pa.Table.from_pydict(
+            {
+                "recording_id": [rid] * m,
+                "turn_index": np.arange(m, dtype=np.int32),
+                "speaker": [k for _, _, k in turns],
+                "start_s": [float(s) for s, _, _ in turns],
+                "end_s": [float(e) for _, e, _ in turns],
+                "is_target": [True if targets is None else (k in targets) for _, _, k in turns],
+            },
+            schema=TURNS_SCHEMA,
+        )
+        timings["assemble"] = time.perf_counter() - t
+        speakers = sorted({k for _, _, k in turns} | set(w_spk))
+        metadata = {
+            "stage": STAGE,
+            "source_path": str(Path(rec.path).resolve()),
+            "recording_id": rid,
+            "duration_s": round(float(duration), 4),
+            "input": {"sample_rate": info.sample_rate, "channels": info.channels, "codec": info.codec,
+                      "container_duration_s": info.duration_s},
+            "options": self.options.model_dump(mode="json"),
+            "config_hash": self.config_hash,
+            "models": models,
+            "target_speaker": target_label,
+            "speaker_choice": o.speaker,
+            "speakers": [s for s in speakers if s],
+            "text_source": source,
+            "language": asr_info.get("language") if asr_info else None,
+            "diarization": diar_info,
+            "asr": asr_info,
+            "timings_s": {k: round(v, 3) for k, v in timings.items()},
+            "schema_version": SCHEMA_VERSION,
+        }
+        return PreparedRecording(words_table, turns_table, metadata, float(duration), timings)
+
+    def write(self, prepared: PreparedRecording, work_dir: Path) -> None:
+        """Turns, then words (the words file marks the recording done); each atomically."""
+        rid = prepared.metadata["recording_id"]
+        write_table_atomic(prepared.turns, turns_path(work_dir, rid), {**prepared.metadata, "table": "turns"})
+        write_table_atomic(prepared.words, words_path(work_dir, rid), {**prepared.metadata, "table": "words"})
+
+
+def _turns_from_words(starts, ends, speakers) -> list[tuple[float, float, str]]:
+    out: list[list] = []
+    for s, e, k in zip(starts, ends, speakers):
+        k = k or UNKNOWN
+        if out and out[-1][2] == k:
+            out[-1][1] = max(out[-1][1], float(e))
+        else:
+            out.append([float(s), float(e), k])
+    return [tuple(x) for x in out]
+
+
+# ---------------------------------------------------------------- batch
+
+
+class _Process:
+    """Per-worker callable: one Preparer (models loaded once), writes outputs, returns audio s."""
+
+    def __init__(self, options: PrepareOptions, work_dir: Path, preparer: Preparer | None = None) -> None:
+        self.preparer = preparer or Preparer(options)
+        self.work_dir = Path(work_dir)
+
+    def __call__(self, rec: Recording) -> float:
+        prepared = self.preparer.process(rec)
+        self.preparer.write(prepared, self.work_dir)
+        return prepared.duration_s
+
+
+def _make_process(options_json: str, work_dir: str) -> _Process:
+    return _Process(PrepareOptions.model_validate_json(options_json), Path(work_dir))
+
+
+def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
+    return batch.is_complete(words_path(work_dir, rec.recording_id), chash)
+
+
+def prepare_recordings(
+    recordings: Iterable[Recording],
+    options: PrepareOptions,
+    work_dir: Path,
+    *,
+    overwrite: bool = False,
+    shard: Shard | str | None = None,
+    show_progress: bool = True,
+    engine: str = "local",
+    engine_options: dict | None = None,
+    preparer: Preparer | None = None,
+) -> BatchResult:
+    """Prepare every recording (of this shard) not already done with the same options.
+
+    `preparer`: reuse an already loaded Preparer (local engine only).
+    """
+    work_dir = Path(work_dir)
+    recs = list(recordings)
+    if shard is not None:
+        recs = batch.select_shard(recs, Shard.parse(shard) if isinstance(shard, str) else shard)
+    chash = config_hash(options)
+    if preparer is not None and engine == "local":
+        runner = {"process": _Process(options, work_dir, preparer)}
+    else:
+        runner = {"make_process": functools.partial(_make_process, options.model_dump_json(), str(work_dir))}
+    return batch.run_batch(
+        recs,
+        stage=STAGE,
+        out_root=work_dir,
+        is_done=functools.partial(is_done, work_dir=work_dir, chash=chash),
+        **runner,
+        overwrite=overwrite,
+        show_progress=show_progress,
+        engine=engine,
+        engine_options=engine_options,
+    )
