@@ -8,8 +8,12 @@ PYTHONPATH.
 - RmsStage: a small real stage (streamed decoding with hilbert_cli.audio -> one Parquet of
   RMS per 0.5 s chunk per recording, atomic write, config-hash resume), so the engine is
   tested even where the prepare stage's models are not built.
-- the real `prepare` stage (tests/fixtures_prepare tiny models) when hilbert_cli.prepare is
-  there: see test_ray_prepare_equals_local.
+- the real `prepare` stage (hilbert_cli.prepare: silero VAD + speaker clustering, words from
+  sidecar transcripts so no ASR sampling is involved) on espeak-ng interviews: the Ray
+  engine's tables equal the local engine's, with a worker killed mid-run and a bad recording.
+
+Model numerics depend on the number of threads a process uses; Ray gives each actor
+OMP_NUM_THREADS = its num_cpus (1 here), so the local reference runs with 1 torch thread too.
 """
 
 from __future__ import annotations
@@ -125,6 +129,21 @@ class KillOnce:
         audio_s = self.inner(rec)
         self._kill_once(rec, "after")
         return audio_s
+
+
+class PreparerStage:
+    """The real prepare stage through its public API (CONTRACTS.md: Preparer.process + write)."""
+
+    def __init__(self, options_json: str, work_dir: str):
+        from hilbert_cli.prepare import PrepareOptions, Preparer
+
+        self.preparer = Preparer(PrepareOptions.model_validate_json(options_json))
+        self.work_dir = Path(work_dir)
+
+    def __call__(self, rec: batch.Recording) -> float:
+        prepared = self.preparer.process(rec)
+        self.preparer.write(prepared, self.work_dir)
+        return prepared.duration_s
 
 
 class KillAlways:
@@ -378,28 +397,6 @@ def test_fixed_bad_recording_clears_its_error_row(ray_cluster, tmp_path):
     assert batch.read_errors(out, "rms").num_rows == 0
 
 
-def test_killed_worker_loses_and_duplicates_nothing(ray_cluster, corpus, tmp_path):
-    recs = _recordings(corpus)
-    local, ray_out = tmp_path / "local", tmp_path / "ray"
-    _run_local(recs, local)
-    markers = tmp_path / "markers"
-    victims = {"a/fox.wav": "before", "b/tone.wav": "after"}
-    make = functools.partial(KillOnce, functools.partial(RmsStage, str(ray_out)), str(markers), victims)
-    res = _run_ray(recs, ray_out, make_process=make, concurrency=2)
-
-    assert sorted(p.name for p in markers.iterdir()) == ["a__fox.wav.killed", "b__tone.wav.killed"]  # both died once
-    assert len(res.done) == 6 and len(set(res.done)) == 6 and not res.skipped
-    assert [r["recording_id"] for r in res.failed] == ["c/broken.wav"]
-    _assert_same_outputs(local, ray_out, "rms")
-    assert _error_rows(local, "rms") == _error_rows(ray_out, "rms")
-    _no_temp_files(ray_out)
-    # the dataset of all outputs has exactly one row set per recording
-    all_rows = pa.concat_tables([t.replace_schema_metadata(None) for t in _tables(ray_out, "rms").values()])
-    per_rec = all_rows.group_by("recording_id").aggregate([("chunk_index", "count")]).to_pylist()
-    expected = {k: v.num_rows for k, v in _tables(local, "rms").items()}
-    assert {r["recording_id"] + ".parquet": r["chunk_index_count"] for r in per_rec} == expected
-
-
 def test_poison_recording_gets_an_error_row_after_its_attempts(ray_cluster, tmp_path):
     from fixtures_prepare import make_tone_wav
 
@@ -438,3 +435,116 @@ def test_chained_cpu_stages_with_separate_pools(ray_cluster, corpus, tmp_path):
     # resume of the chain: nothing to do for the done ones; the broken one fails again in stage 1
     rms2, peak2 = run_stages_ray(recs, stages, show_progress=False, concurrency=1)
     assert len(rms2.skipped) == 6 and len(peak2.skipped) == 6 and len(rms2.failed) == 1 and not peak2.done
+
+
+# ----------------------------------------------------------------------------- the real prepare stage
+
+
+def _srt(turns, with_speakers: bool) -> str:
+    def clock(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return "\n".join(
+        f"{i + 1}\n{clock(s)} --> {clock(e)}\n{f'{spk}: ' if with_speakers else ''}{text}\n"
+        for i, (spk, s, e, text) in enumerate(turns)
+    )
+
+
+@pytest.fixture(scope="module")
+def interviews(tmp_path_factory) -> Path:
+    """Three espeak-ng recordings with sidecar transcripts (speaker-labelled .srt, unlabelled
+    .srt: speakers from diarization, plain .txt: words spread over voice activity) + a bad file."""
+    fx = pytest.importorskip("fixtures_prepare")
+    if not (fx.have_tool("espeak-ng") and fx.have_tool("sox")):
+        pytest.skip("needs espeak-ng and sox")
+    pytest.importorskip("hilbert_cli.prepare")
+    pytest.importorskip("resemblyzer")
+    pytest.importorskip("silero_vad")
+    audio = tmp_path_factory.mktemp("ray-interviews") / "audio"
+    turns = fx.INTERVIEW_TURNS
+    _, ref = fx.two_speaker_interview(audio / "int1.wav", turns[:3])
+    (audio / "int1.srt").write_text(_srt(ref, True))
+    _, ref = fx.two_speaker_interview(audio / "site b" / "int2.wav", turns[3:6])
+    (audio / "site b" / "int2.srt").write_text(_srt(ref, False))
+    fx.synth_speech(fx.KNOWN_SENTENCES[1], audio / "solo.wav")
+    (audio / "solo.txt").write_text(fx.KNOWN_SENTENCES[1] + "\n")
+    (audio / "notes.wav").write_text("a text file named .wav\n")
+    return audio
+
+
+@pytest.fixture(scope="module")
+def prepared_local(interviews, tmp_path_factory):
+    """The local engine's prepare outputs (1 torch thread, like a 1-CPU Ray actor)."""
+    import torch
+
+    from hilbert_cli.prepare import PrepareOptions, prepare_recordings
+
+    options = PrepareOptions(device="cpu", diarization="vad-cluster", cpu_threads=1)
+    work = tmp_path_factory.mktemp("prep-local")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        res = prepare_recordings(_recordings(interviews), options, work, show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(res.done) == 3 and [r["recording_id"] for r in res.failed] == ["notes.wav"]
+    return options, work, res
+
+
+def _prepare_tables(work: Path) -> dict[str, tuple]:
+    """Every prepare output as (table without metadata, metadata without run timings)."""
+    out = {}
+    for sub in ("prepare/words", "prepare/turns"):
+        for key, table in _tables(work, sub).items():
+            t, meta = _strip_meta(table)
+            meta.pop("timings_s", None)  # wall-clock seconds of this run
+            out[f"{sub}/{key}"] = (t, meta)
+    return out
+
+
+def _assert_same_prepare(a: Path, b: Path) -> None:
+    ta, tb = _prepare_tables(a), _prepare_tables(b)
+    assert sorted(ta) == sorted(tb) and len(ta) == 6
+    for key in ta:
+        assert ta[key][0].equals(tb[key][0]), key
+        assert ta[key][1] == tb[key][1], key
+
+
+def test_ray_prepare_equals_local(ray_cluster, interviews, prepared_local, tmp_path):
+    from hilbert_cli.prepare import prepare_recordings
+
+    options, local_work, local_res = prepared_local
+    work = tmp_path / "work"
+    res = prepare_recordings(_recordings(interviews), options, work, show_progress=False, engine="ray",
+                             engine_options={"show_progress": False, "concurrency": 2})
+    assert res.done == local_res.done and res.audio_s == pytest.approx(local_res.audio_s)
+    assert [r["recording_id"] for r in res.failed] == ["notes.wav"]
+    _assert_same_prepare(local_work, work)
+    assert _error_rows(local_work, "prepare") == _error_rows(work, "prepare")
+    words = read_table(batch.output_path(work, "prepare/words", "int1.wav"))
+    assert words.num_rows > 20 and set(words.column("speaker").to_pylist()) == {"A", "B"}
+    _no_temp_files(work)
+
+
+def test_ray_prepare_killed_workers_lose_and_duplicate_nothing(ray_cluster, interviews, prepared_local, tmp_path):
+    """Two workers die mid-run (one before, one after writing its outputs); Ray restarts the
+    actors and retries; the tables equal the local run's, each recording exactly once."""
+    from hilbert_cli.prepare import pipeline as pp
+
+    options, local_work, _ = prepared_local
+    work, markers = tmp_path / "work", tmp_path / "markers"
+    stage = functools.partial(PreparerStage, options.model_dump_json(), str(work))
+    victims = {"solo.wav": "before", "site b/int2.wav": "after"}
+    res = batch.run_batch(
+        _recordings(interviews), stage="prepare", out_root=work,
+        make_process=functools.partial(KillOnce, stage, str(markers), victims),
+        is_done=functools.partial(pp.is_done, work_dir=work, chash=pp.config_hash(options)),
+        engine="ray", engine_options={"show_progress": False, "concurrency": 2},
+    )
+    assert len(list(markers.iterdir())) == 2  # both workers really died once
+    assert sorted(res.done) == ["int1.wav", "site b/int2.wav", "solo.wav"] and not res.skipped
+    assert [r["recording_id"] for r in res.failed] == ["notes.wav"]
+    _assert_same_prepare(local_work, work)
+    assert _error_rows(local_work, "prepare") == _error_rows(work, "prepare")
+    _no_temp_files(work)
