@@ -133,12 +133,43 @@ def write_prepared(work: Path, recording_id: str, table: pa.Table, meta: dict) -
     return write_table_atomic(table, Path(work) / "prepare" / "words" / f"{recording_id}.parquet", meta)
 
 
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    d = tmp_path_factory.mktemp("tiny_models")
-    return {k: build_tiny_audio_model(k, d) for k in ("hubert", "wav2vec2", "wav2vec2-group", "wav2vec2-conformer", "whisper")}
+_BUILT: dict[str, Path] = {}
+
+
+def _scratch() -> Path:
+    """One temp directory per test process for the tiny models (shared by every test module)."""
+    if "root" not in _BUILT:
+        import atexit
+        import shutil
+        import tempfile
+
+        root = Path(tempfile.mkdtemp(prefix="hilbert-tiny-embed-"))
+        atexit.register(shutil.rmtree, root, True)
+        _BUILT["root"] = root
+    return _BUILT["root"]
+
+
+def tiny_model(kind: str) -> Path:
+    """Build (once per process) and return the directory of a tiny audio model or "st" (sentence model)."""
+    if kind not in _BUILT:
+        _BUILT[kind] = build_tiny_sentence_model(_scratch()) if kind == "st" else build_tiny_audio_model(kind, _scratch())
+    return _BUILT[kind]
+
+
+class _Lazy(dict):
+    def __missing__(self, kind: str) -> Path:
+        return tiny_model(kind)
+
+    def items(self):
+        return [(k, self[k]) for k in ("hubert", "wav2vec2", "wav2vec2-group", "wav2vec2-conformer", "whisper")]
 
 
 @pytest.fixture(scope="session")
-def tiny_sentence_model(tmp_path_factory) -> Path:
-    return build_tiny_sentence_model(tmp_path_factory.mktemp("tiny_st"))
+def tiny_models() -> dict[str, Path]:
+    """kind -> directory, built on first use and shared across test modules."""
+    return _Lazy()
+
+
+@pytest.fixture(scope="session")
+def tiny_sentence_model() -> Path:
+    return tiny_model("st")

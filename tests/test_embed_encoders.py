@@ -129,3 +129,15 @@ def test_bad_model_names(tmp_path):
         load_audio_encoder(str(tmp_path))
     with pytest.raises(ModelUnavailable, match="not a text encoder"):
         load_text_encoder("spec")
+
+
+def test_clap_directories_dispatch_to_the_clap_encoders(tmp_path):
+    from tests.fixtures_compare import make_tiny_clap
+
+    p = make_tiny_clap(tmp_path / "clap")
+    a = load_audio_encoder(str(p), device="cpu", batch_size=2)
+    t = load_text_encoder(str(p), device="cpu", batch_size=2)
+    assert type(a).__name__ == "ClapAudioEncoder" and type(t).__name__ == "ClapTextEncoder"
+    assert isinstance(a, AudioEncoder) and isinstance(t, TextEncoder)
+    assert a.embed(clips()[:2]).shape == (2, a.dim) and t.embed(["hello there"]).shape == (1, t.dim)
+    assert a.provenance["arch"] == "clap"

@@ -9,8 +9,8 @@ with no gradient. Implementations:
   transformers speech encoder with a feature extractor)                                  -> hf_audio.py
 - ``sentence-transformers``                 text encoders                                -> text.py
 - ``clap``                                  audio and text towers of CLAP                -> clap.py
-  (owned by the compare work; constructed as ``ClapAudioEncoder(path, device)`` /
-  ``ClapTextEncoder(path, device)``)
+  (owned by the compare work; constructed as ``ClapAudioEncoder(path, device, alias=...,
+  provenance=..., **opts)`` / ``ClapTextEncoder(...)``)
 
 Optional attributes an implementation may carry (the pipeline reads them with getattr):
 ``provenance: dict`` (model id / revision / arch for the Parquet metadata; defaults to
@@ -132,18 +132,19 @@ def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEnc
 
     found, arch = _resolve(name, "audio")
     dev = pick_device(device)
+    prov = {**found.provenance(), "arch": arch}
     if arch == "spec":
         from .spec import SpecEncoder
 
-        return SpecEncoder(alias=found.spec.alias, device=dev, provenance=found.provenance(), **opts)
+        return SpecEncoder(alias=found.spec.alias, device=dev, provenance=prov, **opts)
     if arch == "clap":
         from .clap import ClapAudioEncoder
 
-        return ClapAudioEncoder(found.path, dev)
+        return ClapAudioEncoder(found.path, dev, alias=found.spec.alias, provenance=prov, **opts)
     if arch in HF_AUDIO_ARCHS or arch == "local":
         from .hf_audio import HFAudioEncoder
 
-        return HFAudioEncoder(found.path, alias=found.spec.alias, arch=arch, device=dev, provenance=found.provenance(), **opts)
+        return HFAudioEncoder(found.path, alias=found.spec.alias, arch=arch, device=dev, provenance=prov, **opts)
     raise ConfigError(f"model '{name}': arch '{arch}' is not an audio encoder this tool can run")
 
 
@@ -156,12 +157,13 @@ def load_text_encoder(name: str, device: str = "auto", **opts: Any) -> TextEncod
 
     found, arch = _resolve(name, "text")
     dev = pick_device(device)
+    prov = {**found.provenance(), "arch": arch}
     if arch == "clap":
         from .clap import ClapTextEncoder
 
-        return ClapTextEncoder(found.path, dev)
+        return ClapTextEncoder(found.path, dev, alias=found.spec.alias, provenance=prov, **opts)
     if arch == "sentence-transformers":
         from .text import SentenceTextEncoder
 
-        return SentenceTextEncoder(found.path, alias=found.spec.alias, device=dev, provenance=found.provenance(), **opts)
+        return SentenceTextEncoder(found.path, alias=found.spec.alias, device=dev, provenance=prov, **opts)
     raise ConfigError(f"model '{name}': arch '{arch}' is not a text encoder this tool can run")

@@ -7,12 +7,13 @@
    distribution (classifier, when available), pitch and energy (audio), pause before it.
 3. At every boundary between units a *change score* in [0, 1] compares the `context_words`
    before with those after: a weighted mean of the per-signal changes (only signals that are
-   present count), kept only where it is a local peak.
+   present count).
 4. Hard cuts: speaker change, another speaker's words in between (turn), pause >= hard_pause_s.
    Between hard cuts, a dynamic programme picks the cuts that maximise
    sum(score - threshold) over cuts minus a small length prior, under min/max words and
-   seconds: cuts go where the signals shift; a passage that never shifts is cut only where
-   the max limits force it (at its best boundary).
+   seconds: cuts go where the signals shift (of two shifts closer than the min limits, the
+   stronger wins); a passage that never shifts is cut only where the max limits force it
+   (at its best boundary).
 
 Every segment keeps the boundary that opened it: cut_reason, change_score, the per-signal
 changes (d_*), and its own mean signals, so a user can see why it was cut there.
@@ -241,18 +242,6 @@ def boundary_scores(units: list[Unit], sig: UnitSignals, opts: SegmentOptions) -
     sig.d, sig.score = d, score
 
 
-def _peaks(score: np.ndarray, units: list[Unit], radius: int = 2) -> np.ndarray:
-    """Keep a boundary's score only where it is the highest within `radius` units (same block)."""
-    out = score.copy()
-    n = len(score)
-    for b in range(1, n):
-        for o in range(max(1, b - radius), min(n, b + radius + 1)):
-            if o != b and (score[o] > score[b] or (score[o] == score[b] and o < b)):
-                out[b] = 0.0
-                break
-    return out
-
-
 def _plan(units: list[Unit], a: int, b: int, gain: np.ndarray, opts: SegmentOptions) -> list[int]:
     """Cut positions (unit indices that start a segment) within units a..b-1 (one hard block)."""
     n = b - a
@@ -348,8 +337,7 @@ class Segmenter:
             return SEGMENTS_SCHEMA.empty_table()
         sig = self.unit_signals(units, audio_path)
         boundary_scores(units, sig, opts)
-        peak = _peaks(sig.score, units)
-        gain = peak - opts.threshold
+        gain = sig.score - opts.threshold
         # hard blocks
         blocks, a = [], 0
         for i in range(1, len(units)):
@@ -379,7 +367,7 @@ class Segmenter:
                 reason = "start"
             elif units[a].hard_before is not None:
                 reason = units[a].hard_before
-            elif sig.score[a] >= opts.threshold and peak[a] > 0:
+            elif sig.score[a] >= opts.threshold:
                 reason = "shift"
             else:
                 reason = self._length_reason(units, starts, k)
