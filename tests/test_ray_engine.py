@@ -24,11 +24,22 @@ import os
 import sys
 from pathlib import Path
 
+from typing import Optional
+
 import numpy as np
 import pyarrow as pa
 import pytest
+import typer
 
 from hilbert_cli import batch
+from hilbert_cli.engines.options import (
+    EngineOpt,
+    RayAddressOpt,
+    RayConcurrencyOpt,
+    RayNumCpusOpt,
+    RayNumGpusOpt,
+    engine_settings,
+)
 from hilbert_cli.errors import ConfigError, InputError
 from hilbert_cli.parquet_io import read_table, write_table_atomic
 
@@ -548,3 +559,37 @@ def test_ray_prepare_killed_workers_lose_and_duplicate_nothing(ray_cluster, inte
     _assert_same_prepare(local_work, work)
     assert _error_rows(local_work, "prepare") == _error_rows(work, "prepare")
     _no_temp_files(work)
+
+
+def test_engine_options_on_a_typer_command(monkeypatch):
+    """The shared options plug into a command beside classic typer.Option parameters (the
+    annotations are evaluated in the module's globals, so import the aliases at module level)."""
+    from typer.testing import CliRunner
+
+    app = typer.Typer()
+    seen = {}
+
+    @app.command()
+    def run(
+        source: str = typer.Argument(...),
+        shard: Optional[str] = typer.Option(None, "--shard"),
+        engine: EngineOpt = "local",
+        ray_address: RayAddressOpt = None,
+        ray_num_cpus: RayNumCpusOpt = None,
+        ray_num_gpus: RayNumGpusOpt = None,
+        ray_concurrency: RayConcurrencyOpt = None,
+    ) -> None:
+        seen["settings"] = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["in/", "--engine", "ray", "--ray-address", "auto", "--ray-num-gpus", "score=1",
+                            "--ray-concurrency", "2-6"])
+    assert r.exit_code == 0, r.output
+    assert seen["settings"] == ("ray", {"address": "auto", "num_gpus": {"score": 1.0}, "concurrency": (2, 6)})
+    r = runner.invoke(app, ["in/"])
+    assert r.exit_code == 0 and seen["settings"] == ("local", {})
+    monkeypatch.setenv("HILBERT_ENGINE", "ray")
+    r = runner.invoke(app, ["in/", "--ray-num-cpus", "2"])
+    assert r.exit_code == 0 and seen["settings"] == ("ray", {"num_cpus": 2.0})
+    help_text = runner.invoke(app, ["--help"]).output
+    assert "--ray-concurrency" in help_text and "--engine" in help_text
