@@ -83,3 +83,77 @@ def synthetic_predictions(n: int = 200, n_classes: int = 2, signal: float = 1.0,
     p = np.exp(logits - logits.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     return y, p
+
+
+def write_recipe(path: Path, *, body: str) -> Path:
+    """Write a recipe TOML (body is the whole text) and return its path."""
+    path = Path(path)
+    path.write_text(body)
+    return path
+
+
+#: the done-when task: only the interaction of audio and text carries the label
+INTERACTION_RECIPE = """
+name = "interaction"
+output_dir = "{out}"
+variants = ["hilbert"]
+
+[data.synthetic]
+n_recordings = 200
+min_segments = 4
+max_segments = 8
+d_audio = 8
+d_text = 8
+strength = 2.0
+seed = 0
+
+[[tasks]]
+name = "inter"
+signal = "interaction"
+n_classes = 2
+
+[model]
+d_model = 16
+latent_dim = 64
+n_heads = 2
+
+[train]
+n_folds = 4
+max_epochs = 30
+patience = 10
+threads = 1
+seed = 0
+
+[compare.ablation]
+enabled = false
+
+[compare.sweep]
+enabled = false
+
+[compare.stats]
+n_boot = 500
+"""
+
+
+def tiny_dataset(n: int = 36, seed: int = 0, tasks=None):
+    """A very small synthetic FeatureDataset for plumbing tests (nothing has to be learnt)."""
+    from hilbert_cli.training.synthetic import make_synthetic
+
+    return make_synthetic(n, tasks=tasks or {"aud": "audio"}, d_audio=6, d_text=5, min_segments=2, max_segments=4,
+                          seed=seed)
+
+
+def tiny_train_config(**kw):
+    from hilbert_cli.training.config import TrainConfig
+
+    base = dict(n_folds=3, max_epochs=1, patience=0, batch_size=16, threads=1, seed=0, val_fraction=0.0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def tiny_model_config(**kw):
+    from hilbert_cli.training.config import ModelConfig
+
+    base = dict(d_model=8, latent_dim=64, n_heads=1, n_experts=2, expert_hidden=4, head_hidden=4)
+    base.update(kw)
+    return ModelConfig(**base)
