@@ -301,18 +301,26 @@ def _save_pyannote_checkpoint(model, path: Path) -> None:
     torch.save(ckpt, str(path))
 
 
-def build_tiny_pyannote_pipeline(out_dir: Path, *, duration_s: float = 5.0, clustering: str = "AgglomerativeClustering") -> Path:
+def build_tiny_pyannote_pipeline(
+    out_dir: Path,
+    *,
+    duration_s: float = 5.0,
+    clustering: str = "AgglomerativeClustering",
+    embedding: str = "wespeaker",
+    segmentation_step: float = 0.5,
+) -> Path:
     """A local pyannote.audio SpeakerDiarization pipeline from tiny random models. Returns `out_dir`.
 
     out_dir/config.yaml, out_dir/segmentation/pytorch_model.bin (PyanNet, powerset 3 speakers /
-    2 per frame, `duration_s` windows), out_dir/embedding/pytorch_model.bin (WeSpeakerResNet34),
+    2 per frame, `duration_s` windows), out_dir/embedding/pytorch_model.bin (WeSpeakerResNet34,
+    or with embedding="xvector" a small XVectorMFCC - several times faster on CPU),
     out_dir/plda/{xvec_transform,plda}.npz (a trivial PLDA, so VBx clustering also loads).
     """
     import numpy as np
     import torch
     import yaml
     from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.embedding import WeSpeakerResNet34
+    from pyannote.audio.models.embedding import WeSpeakerResNet34, XVectorMFCC
     from pyannote.audio.models.segmentation import PyanNet
 
     out_dir = Path(out_dir)
@@ -338,7 +346,7 @@ def build_tiny_pyannote_pipeline(out_dir: Path, *, duration_s: float = 5.0, clus
     seg.eval()
     _save_pyannote_checkpoint(seg, out_dir / "segmentation" / "pytorch_model.bin")
 
-    emb = WeSpeakerResNet34()
+    emb = XVectorMFCC(dimension=64) if embedding == "xvector" else WeSpeakerResNet34()
     emb.specifications = Specifications(
         problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=float(duration_s)
     )
@@ -361,7 +369,7 @@ def build_tiny_pyannote_pipeline(out_dir: Path, *, duration_s: float = 5.0, clus
                 "plda": {"checkpoint": str(plda_dir.resolve())},
                 "clustering": clustering,
                 "embedding_exclude_overlap": True,
-                "segmentation_step": 0.5,
+                "segmentation_step": float(segmentation_step),
                 "embedding_batch_size": 8,
                 "segmentation_batch_size": 8,
             },

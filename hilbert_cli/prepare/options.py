@@ -64,7 +64,10 @@ class PrepareOptions(BaseModel):
     condition_on_previous_text: bool = False
     asr_window_s: float = Field(30.0, gt=1.0, le=30.0, description="longest audio piece handed to Whisper at once")
     batch_size: int = Field(8, ge=1, description="ASR windows per batch (batched pipeline on GPU)")
-    cpu_threads: int = Field(0, ge=0, description="CTranslate2 CPU threads (0: its default)")
+    cpu_threads: int = Field(
+        0, ge=0, description="CPU threads for the models (CTranslate2, torch); 0: their defaults. "
+        "On a shared CPU, 1 can be much faster than oversubscribing"
+    )
 
     # --- existing transcripts
     transcripts: Optional[str] = Field(

@@ -66,3 +66,27 @@ def relabel_by_first_appearance(labels: np.ndarray, prefix: str = "SPEAKER_") ->
             mapping[x] = f"{prefix}{len(mapping):02d}"
         out.append(mapping[x])
     return out
+
+
+class torch_threads:
+    """Temporarily set torch's CPU thread count (0: leave it as it is).
+
+    On a shared or oversubscribed CPU, fewer threads can be several times faster (the
+    OpenMP workers otherwise spin against each other); `--cpu-threads` sets it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.old = None
+
+    def __enter__(self):
+        import torch
+
+        if self.n:
+            self.old = torch.get_num_threads()
+            torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.old is not None:
+            torch.set_num_threads(self.old)

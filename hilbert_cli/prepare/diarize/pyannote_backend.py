@@ -18,7 +18,7 @@ import numpy as np
 from ...audio import SAMPLE_RATE, iter_spans, stream_chunks
 from ...errors import ConfigError, ModelUnavailable
 from ..options import PrepareOptions
-from .base import Diarization, merge_turns, union
+from .base import Diarization, merge_turns, torch_threads, union
 
 DEFAULT_PIPELINE = "pyannote-community-1"
 
@@ -92,7 +92,8 @@ class PyannoteDiarizer:
         if o.max_speakers:
             kw["max_speakers"] = o.max_speakers
         wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
-        return _unpack(self.pipeline({"waveform": wav, "sample_rate": SAMPLE_RATE}, **kw))
+        with torch.inference_mode(), torch_threads(o.cpu_threads):
+            return _unpack(self.pipeline({"waveform": wav, "sample_rate": SAMPLE_RATE}, **kw))
 
     def diarize(self, path: str | Path) -> Diarization:
         o = self.options

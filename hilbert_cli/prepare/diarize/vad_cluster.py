@@ -16,7 +16,7 @@ import numpy as np
 from ...audio import SAMPLE_RATE, iter_spans
 from ...errors import ModelUnavailable
 from ..options import PrepareOptions
-from .base import Diarization, merge_turns, relabel_by_first_appearance
+from .base import Diarization, merge_turns, relabel_by_first_appearance, torch_threads
 from .vad import SileroVad, speech_regions
 
 #: above this many windows, cluster k-means centroids instead of the windows themselves
@@ -59,34 +59,13 @@ class ResemblyzerEncoder:
         by_len: dict[int, list[int]] = {}
         for i, c in enumerate(clips):
             by_len.setdefault(c.size, []).append(i)
-        with torch.inference_mode(), _threads(self.threads):
+        with torch.inference_mode(), torch_threads(self.threads):
             for idx in by_len.values():
                 x = np.stack([normalize_volume(clips[i].astype(np.float32), -30, increase_only=True) for i in idx])
                 mel = mel_spectrogram(torch.from_numpy(x).to(self.device))
                 out[idx] = self.encoder(mel).cpu().numpy()
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-8)
-
-
-class _threads:
-    """Temporarily set torch's CPU thread count (0: leave it)."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-        self.old = None
-
-    def __enter__(self):
-        import torch
-
-        if self.n:
-            self.old = torch.get_num_threads()
-            torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        import torch
-
-        if self.old is not None:
-            torch.set_num_threads(self.old)
 
 
 def _hz_to_mel(f):
