@@ -49,7 +49,7 @@ def embed(
     from ..errors import ConfigError
     from ..segment.options import SegmentOptions
     from ..embed.options import EmbedOptions
-    from ..embed.pipeline import Embedder, embed_work_dir, features_dir
+    from ..embed.pipeline import check_models, discover_prepared, embed_work_dir, features_dir
 
     seg = {k: v for k, v in dict(speakers=speakers, min_words=min_words, max_words=max_words, min_s=min_s,
                                   max_s=max_s, threshold=threshold, emotion=emotion, prosody=prosody).items()
@@ -59,12 +59,14 @@ def embed(
                             segment=SegmentOptions(**seg), device=device, audio_batch_size=batch_size)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "options"
-        raise ConfigError(f"{loc}: {err.get('msg')}") from None
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "segmentation options"
+        raise ConfigError(f"{loc}: {str(err.get('msg')).removeprefix('Value error, ')}") from None
     sh = Shard.parse(shard)
     pick_device(device)
-    Embedder(opts).load()  # fail fast (one line) on a model that is not available, before the batch
-    result = embed_work_dir(work_dir, opts, overwrite=overwrite, shard=sh, show_progress=not quiet)
+    recordings = discover_prepared(work_dir)
+    check_models(opts)  # fail fast (one line) on a model that is not available; loads nothing
+    result = embed_work_dir(work_dir, opts, recordings=recordings, overwrite=overwrite, shard=sh,
+                            show_progress=not quiet)
     console.print(result.summary())
     console.print(f"features: {features_dir(work_dir, opts)}")
     if result.failed:

@@ -21,6 +21,7 @@ the output, e.g. the layer; part of the cache key).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -121,6 +122,33 @@ def _resolve(name: str, kind: str):
     return found, arch
 
 
+def resolve_encoder(name: str, kind: str) -> tuple[Any, str]:
+    """(resolved model, arch) for `name` as an audio or text encoder, without loading weights.
+
+    Raises the one-line ModelUnavailable / ConfigError a user can act on.
+    """
+    return _resolve(name, kind)
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No transformers load reports / progress bars while an encoder loads (stdout stays clean)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEncoder:
     """An audio encoder from a registry alias or a local directory (loaded once, frozen).
 
@@ -144,7 +172,8 @@ def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEnc
     if arch in HF_AUDIO_ARCHS or arch == "local":
         from .hf_audio import HFAudioEncoder
 
-        return HFAudioEncoder(found.path, alias=found.spec.alias, arch=arch, device=dev, provenance=prov, **opts)
+        with quiet_loading():
+            return HFAudioEncoder(found.path, alias=found.spec.alias, arch=arch, device=dev, provenance=prov, **opts)
     raise ConfigError(f"model '{name}': arch '{arch}' is not an audio encoder this tool can run")
 
 
@@ -165,5 +194,6 @@ def load_text_encoder(name: str, device: str = "auto", **opts: Any) -> TextEncod
     if arch == "sentence-transformers":
         from .text import SentenceTextEncoder
 
-        return SentenceTextEncoder(found.path, alias=found.spec.alias, device=dev, provenance=prov, **opts)
+        with quiet_loading():
+            return SentenceTextEncoder(found.path, alias=found.spec.alias, device=dev, provenance=prov, **opts)
     raise ConfigError(f"model '{name}': arch '{arch}' is not a text encoder this tool can run")

@@ -122,6 +122,8 @@ class Embedder:
 
     # ---------- steps ----------
     def segment(self, words: pa.Table, prepare_meta: dict) -> pa.Table:
+        if not self.segmenter._emotion_loaded:
+            self.segmenter.device = self.device  # the emotion classifier runs where the encoders do
         src = prepare_meta.get("source_path")
         audio = src if (self.options.segment.prosody and src and words.num_rows) else None
         return self.segmenter.segment(words, audio_path=audio, recording_id=prepare_meta.get("recording_id"))
@@ -244,6 +246,14 @@ class Embedder:
             })
         fdir = features_dir(work_dir, self.options)
         write_table_atomic(embedded.features, output_path(fdir.parent, fdir.name, rid), meta)
+
+
+def check_models(options: EmbedOptions) -> None:
+    """Raise the one-line ModelUnavailable / ConfigError now if an encoder cannot be had (no weights are loaded)."""
+    from .encoders import resolve_encoder
+
+    resolve_encoder(options.audio, "audio")
+    resolve_encoder(options.text, "text")
 
 
 # ---------- batch over a work directory ----------
