@@ -230,6 +230,21 @@ def test_shards_partition_the_input(prepared, options):
     assert {r.recording_id for r in batch.select_shard(recs, batch.Shard(1, 3))} == seen[1]
 
 
+def test_low_memory_two_passes_same_tables(prepared, options, tmp_path):
+    work, recs, _, _, preparer = prepared
+    subset = [r for r in recs if r.recording_id in ("clip.flac", "sidecar.wav", "empty.wav")]
+    res = prepare_recordings(subset, options, tmp_path, show_progress=False, preparer=preparer, low_memory=True)
+    assert sorted(res.done) == ["clip.flac", "sidecar.wav"] and [f["recording_id"] for f in res.failed] == ["empty.wav"]
+    assert preparer._diarizer is None and preparer._asr is None  # both freed after their pass
+    assert not list((tmp_path / "prepare" / ".stage1").rglob("*.pkl"))
+    for rid in ("clip.flac", "sidecar.wav"):
+        a = pq.read_table(words_path(work, rid)).select(["word", "start_s", "speaker"]).to_pylist()
+        b = pq.read_table(words_path(tmp_path, rid)).select(["word", "start_s", "speaker"]).to_pylist()
+        assert a == b
+    again = prepare_recordings(subset, options, tmp_path, show_progress=False, preparer=preparer, low_memory=True)
+    assert sorted(again.skipped) == ["clip.flac", "sidecar.wav"] and again.done == []
+
+
 def _main(args) -> int:
     """Run the console entry point in-process; its exit code."""
     import sys
@@ -259,6 +274,7 @@ def test_cli_exit_codes(prepared, corpus, tiny_whisper_dir, tmp_path):  # noqa: 
     shutil.copy(corpus / "sidecar.wav", good / "sidecar.wav")
     (good / "sidecar.srt").write_text(SRT)
     assert _main(["prepare", good, "--out", tmp_path / "w2", "--asr-model", tiny_whisper_dir, "-q"]) == 0
+    assert _main(["prepare", good, "--out", tmp_path / "w4", "--asr-model", tiny_whisper_dir, "--low-memory", "-q"]) == 0
     assert (tmp_path / "w2" / "prepare" / "words" / "sidecar.wav.parquet").is_file()
     assert _main(["prepare", good, "--out", tmp_path / "w3", "--asr-model", tmp_path / "nope"]) == 2
     assert _main(["prepare", good, "--out", tmp_path / "w3", "--shard", "3/2"]) == 2

@@ -39,6 +39,7 @@ def prepare(
     transcripts: Optional[Path] = typer.Option(None, "--transcripts", help="Directory of existing transcripts named like the recordings (.json/.srt/.vtt/.txt), used instead of ASR."),
     sidecars: bool = typer.Option(True, "--sidecars/--no-sidecars", help="Use a transcript next to an audio file (same name, .json/.srt/.vtt/.txt) instead of ASR."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only shard K (0-based) of N recordings (job arrays); the shards partition the input."),
+    low_memory: bool = typer.Option(False, "--low-memory", help="Two passes: diarize every recording, free those models, then transcribe (the models are never in memory together)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo recordings already prepared with the same options."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     engine: EngineOpt = "local",
@@ -86,10 +87,15 @@ def prepare(
         # fail fast, before the batch, on a model that cannot be loaded (exit 2, one line)
         preparer = Preparer(opts)
         _ = preparer.diarizer
-        _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
+        if low_memory:
+            from ..prepare.asr import WhisperASR
+
+            WhisperASR.check(opts)  # loaded only after diarization is done and freed
+        else:
+            _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
     result = prepare_recordings(
         recordings, opts, out, overwrite=overwrite, shard=sh, show_progress=not quiet,
-        engine=eng, engine_options=eng_opts, preparer=preparer,
+        engine=eng, engine_options=eng_opts, preparer=preparer, low_memory=low_memory,
     )
     console.print(result.summary())
     if result.failed:

@@ -72,15 +72,9 @@ class WhisperASR:
     """faster-whisper, loaded once; `transcribe(path, windows)` yields words in time order."""
 
     def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
-        from ..registry import resolve
-
         self.options = options
-        self.resolved = resolve(options.asr_model, kind="asr")
+        self.resolved = self.check(options)
         path = self.resolved.path
-        if path is None or not (Path(path) / "model.bin").is_file():
-            raise ConfigError(f"ASR model '{options.asr_model}': {path} is not a CTranslate2 model directory (no model.bin)")
-        if not (Path(path) / "tokenizer.json").is_file():
-            raise ConfigError(f"ASR model '{options.asr_model}': {path} has no tokenizer.json (faster-whisper would try the hub)")
         self.device = "cuda" if device.startswith("cuda") else "cpu"
         ct = options.compute_type
         if ct == "auto":
@@ -98,6 +92,20 @@ class WhisperASR:
             raise ConfigError(f"ASR model '{options.asr_model}' ({path}) cannot be loaded: {' '.join(str(exc).split())[:200]}") from exc
         self.batched = BatchedInferencePipeline(self.model) if self.device == "cuda" and options.batch_size > 1 else None
         self.multilingual = bool(self.model.model.is_multilingual)
+
+    @staticmethod
+    def check(options: PrepareOptions):
+        """Resolve the model to a local CTranslate2 directory without loading it (ConfigError /
+        ModelUnavailable, one line, when it is not usable)."""
+        from ..registry import resolve
+
+        resolved = resolve(options.asr_model, kind="asr")
+        path = resolved.path
+        if path is None or not (Path(path) / "model.bin").is_file():
+            raise ConfigError(f"ASR model '{options.asr_model}': {path} is not a CTranslate2 model directory (no model.bin)")
+        if not (Path(path) / "tokenizer.json").is_file():
+            raise ConfigError(f"ASR model '{options.asr_model}': {path} has no tokenizer.json (faster-whisper would try the hub)")
+        return resolved
 
     def provenance(self) -> dict:
         p = self.resolved.provenance()

@@ -75,6 +75,21 @@ def turns_path(work_dir: Path, recording_id: str) -> Path:
 
 
 @dataclass
+class Stage1:
+    """What step 1 (voice activity + diarization) hands to step 2 (words)."""
+
+    info: object  # audio.AudioInfo
+    transcript: object  # transcripts.Transcript | None
+    duration_s: float
+    turns: list
+    speech: list
+    diar_info: dict
+    vad_probs: np.ndarray | None
+    models: dict
+    timings: dict
+
+
+@dataclass
 class PreparedRecording:
     words: pa.Table
     turns: pa.Table
@@ -132,33 +147,45 @@ class Preparer:
 
     # ---- one recording
     def process(self, rec: Recording) -> PreparedRecording:
-        from .asr import asr_windows
-        from .diarize.vad import split_long
-        from .transcripts import find_transcript, read_transcript, transcript_words
+        """Prepare one recording (no writes): voice activity + speakers, then words."""
+        return self.finish(rec, self.diarize(rec))
+
+    def diarize(self, rec: Recording) -> "Stage1":
+        """Step 1: probe, find a transcript, voice activity + diarization (no ASR).
+
+        The result is small (turns, regions, one float per 32 ms frame) and picklable, so a
+        low-memory run can do step 1 for every recording, free the diarization models, and
+        only then load Whisper for step 2 (`finish`)."""
+        from .transcripts import find_transcript, read_transcript
 
         o = self.options
-        timings: dict[str, float] = {}
         t = time.perf_counter()
         info = probe(rec.path)
         tr_path = find_transcript(rec.path, rec.recording_id, o.transcripts, o.sidecars)
         transcript = read_transcript(tr_path) if tr_path else None
-        models: dict = {}
-        asr_info: dict = {}
-        diar_info: dict = {}
         if transcript is not None and transcript.has_times and transcript.has_speakers:
             # the transcript says who spoke when: no diarization, just the decoded length
             duration = sum(c.samples.size for c in stream_chunks(rec.path, o.chunk_s)) / SAMPLE_RATE
-            timings["decode"] = time.perf_counter() - t
             from .diarize.base import merge_turns, union
 
             turns = merge_turns([(s.start_s, s.end_s, s.speaker) for s in transcript.segments if s.end_s > s.start_s])
             speech = union([(s, e) for s, e, _ in turns])
-            diar_info = {"backend": "transcript"}
-        else:
-            diar = self.diarizer.diarize(rec.path)
-            timings["diarize"] = time.perf_counter() - t
-            duration, turns, speech, diar_info = diar.duration_s, diar.turns, diar.speech, dict(diar.info)
-            models["diarization"] = self.diarizer.provenance()
+            return Stage1(info, transcript, duration, turns, speech, {"backend": "transcript"}, None, {},
+                          {"decode": time.perf_counter() - t})
+        diar = self.diarizer.diarize(rec.path)
+        return Stage1(info, transcript, diar.duration_s, diar.turns, diar.speech, dict(diar.info), diar.vad_probs,
+                      {"diarization": self.diarizer.provenance()}, {"diarize": time.perf_counter() - t})
+
+    def finish(self, rec: Recording, st: "Stage1") -> PreparedRecording:
+        """Step 2: words (ASR or the transcript), speaker assignment, target, tables."""
+        from .asr import asr_windows
+        from .diarize.vad import split_long
+        from .transcripts import transcript_words
+
+        o = self.options
+        info, transcript, duration, turns, speech = st.info, st.transcript, st.duration_s, st.turns, st.speech
+        diar_info, models, timings = dict(st.diar_info), dict(st.models), dict(st.timings)
+        asr_info: dict = {}
         t = time.perf_counter()
         if transcript is not None:
             raw = transcript_words(transcript, speech, duration)
@@ -178,7 +205,7 @@ class Preparer:
                       "has_times": transcript.has_times, "has_speakers": transcript.has_speakers}
             timings["transcript"] = time.perf_counter() - t
         else:
-            probs = getattr(diar, "vad_probs", None)
+            probs = st.vad_probs
             regions = split_long(speech, probs, o.asr_window_s) if probs is not None else speech
             windows = asr_windows(regions, o.asr_window_s, duration)
             words, asr_info = self.asr.transcribe(rec.path, windows)
@@ -287,6 +314,48 @@ class _Process:
         return prepared.duration_s
 
 
+def _stash_path(work_dir: Path, recording_id: str) -> Path:
+    return batch.output_path(Path(work_dir), "prepare/.stage1", recording_id, ".pkl")
+
+
+class _Pass1:
+    """Low-memory step 1: diarize and stash the (small) result on disk."""
+
+    def __init__(self, preparer: Preparer, work_dir: Path) -> None:
+        self.preparer, self.work_dir = preparer, Path(work_dir)
+
+    def __call__(self, rec: Recording) -> float:
+        import os
+        import pickle
+
+        st = self.preparer.diarize(rec)
+        p = _stash_path(self.work_dir, rec.recording_id)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(st, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, p)
+        return st.duration_s
+
+
+class _Pass2:
+    """Low-memory step 2: words from the stash, write the tables, drop the stash."""
+
+    def __init__(self, preparer: Preparer, work_dir: Path) -> None:
+        self.preparer, self.work_dir = preparer, Path(work_dir)
+
+    def __call__(self, rec: Recording) -> float:
+        import pickle
+
+        p = _stash_path(self.work_dir, rec.recording_id)
+        with open(p, "rb") as f:
+            st = pickle.load(f)
+        prepared = self.preparer.finish(rec, st)
+        self.preparer.write(prepared, self.work_dir)
+        p.unlink(missing_ok=True)
+        return prepared.duration_s
+
+
 def _make_process(options_json: str, work_dir: str) -> _Process:
     return _Process(PrepareOptions.model_validate_json(options_json), Path(work_dir))
 
@@ -306,16 +375,23 @@ def prepare_recordings(
     engine: str = "local",
     engine_options: dict | None = None,
     preparer: Preparer | None = None,
+    low_memory: bool = False,
 ) -> BatchResult:
     """Prepare every recording (of this shard) not already done with the same options.
 
     `preparer`: reuse an already loaded Preparer (local engine only).
+    `low_memory`: two passes over the batch (local engine): diarization for every recording,
+    free those models, then ASR - so the diarization models and Whisper are never loaded
+    together (each still loads once per run).
     """
     work_dir = Path(work_dir)
     recs = list(recordings)
     if shard is not None:
         recs = batch.select_shard(recs, Shard.parse(shard) if isinstance(shard, str) else shard)
     chash = config_hash(options)
+    if low_memory and engine == "local":
+        return _two_pass(recs, options, work_dir, chash, overwrite=overwrite, show_progress=show_progress,
+                         preparer=preparer)
     if preparer is not None and engine == "local":
         runner = {"process": _Process(options, work_dir, preparer)}
     else:
@@ -331,3 +407,27 @@ def prepare_recordings(
         engine=engine,
         engine_options=engine_options,
     )
+
+
+def _two_pass(recs, options, work_dir, chash, *, overwrite, show_progress, preparer) -> BatchResult:
+    import time as _time
+
+    t0 = _time.perf_counter()
+    preparer = preparer or Preparer(options)
+    done = functools.partial(is_done, work_dir=work_dir, chash=chash)
+    todo = recs if overwrite else [r for r in recs if not done(r)]
+    todo_ids = {r.recording_id for r in todo}
+    skipped = [r.recording_id for r in recs if r.recording_id not in todo_ids]
+    never = lambda r: False  # noqa: E731 - resume was decided above
+    r1 = batch.run_batch(todo, stage=STAGE, out_root=work_dir, is_done=never, process=_Pass1(preparer, work_dir),
+                         overwrite=True, show_progress=show_progress)
+    preparer.release("diarization")
+    ok = set(r1.done)
+    r2 = batch.run_batch([r for r in todo if r.recording_id in ok], stage=STAGE, out_root=work_dir, is_done=never,
+                         process=_Pass2(preparer, work_dir), overwrite=True, show_progress=show_progress)
+    preparer.release("asr")
+    for r in r1.failed + r2.failed:
+        _stash_path(work_dir, r["recording_id"]).unlink(missing_ok=True)
+    result = BatchResult(STAGE, done=r2.done, skipped=skipped, failed=r1.failed + r2.failed, audio_s=r2.audio_s)
+    result.wall_s = _time.perf_counter() - t0
+    return result
