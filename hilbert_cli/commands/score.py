@@ -11,6 +11,15 @@ from typing import List, Optional
 
 import typer
 
+from ..engines.options import (
+    EngineOpt,
+    RayAddressOpt,
+    RayConcurrencyOpt,
+    RayNumCpusOpt,
+    RayNumGpusOpt,
+    engine_settings,
+)
+
 
 def score(
     input: Path = typer.Argument(..., help="A directory of recordings (recursive), one audio file, or a list file."),
@@ -32,6 +41,11 @@ def score(
     overwrite: bool = typer.Option(False, "--overwrite", help="Re-score recordings already scored with the same options."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayNumCpusOpt = None,
+    ray_num_gpus: RayNumGpusOpt = None,
+    ray_concurrency: RayConcurrencyOpt = None,
 ) -> None:
     """Score recordings with a trained HILBERT model: one streaming pass per recording.
 
@@ -46,12 +60,14 @@ def score(
     from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path
 
     sh = Shard.parse(shard)
+    engine, engine_options = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
     pick_device(device)  # one line now if the device is not there
     out_path = shard_output_path(out, sh)
     work_dir = work if work is not None else out_path.parent / "hilbert_work"
     opts = ScoreOptions(model_dir=model, work_dir=work_dir, embeddings=embeddings, device=device,
                         transcripts=transcripts)
-    run = score_recordings(input, opts, out, shard=sh, overwrite=overwrite, show_progress=not quiet)
+    run = score_recordings(input, opts, out, shard=sh, overwrite=overwrite, show_progress=not quiet,
+                           engine=engine, engine_options=engine_options)
     print_summary(run, console)
     raise typer.Exit(run.exit_code)
 

@@ -36,6 +36,8 @@ import numpy as np
 
 from ..errors import HilbertError
 
+#: bump when the rendering changes, so corpora built by an older version are rebuilt
+CORPUS_VERSION = 2
 SAMPLE_RATE = 16_000
 ESPEAK_RATE = 22_050
 CLASSES = ("negative", "neutral", "positive")
@@ -191,19 +193,19 @@ INTERVIEWER = Voice("interviewer", "en-us+m3", 45, 165)
 
 @dataclass
 class CorpusSpec:
-    """What to build. The defaults give 36 training + 9 held-out recordings of ~50-60 s."""
+    """What to build. The defaults give 36 training + 9 held-out recordings of ~50 s."""
 
     n_participants: int = 6  # training participants (groups), at most len(TRAIN_VOICES)
     per_class: int = 2  # recordings per participant per class
     n_heldout_participants: int = 3
     heldout_per_class: int = 1
-    answers: tuple[int, int] = (6, 7)  # questions per interview (min, max)
+    answers: tuple[int, int] = (4, 5)  # questions per interview (min, max)
     sentences_per_answer: tuple[int, int] = (2, 3)
     on_label: float = 0.65  # share of the participant's sentences drawn from the label's pool
     seed: int = 0
 
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps({**asdict(self), "corpus_version": CORPUS_VERSION}, sort_keys=True)
 
 
 @dataclass
@@ -358,7 +360,7 @@ def render(script: Script, path: Path) -> list[dict]:
     for utt, pause in zip(script.utterances, script.pauses_s):
         voice = INTERVIEWER.espeak if utt.speaker == "interviewer" else script.voice.espeak
         wav = _trim(_espeak(utt.text, voice, utt.pitch, utt.speed, utt.amplitude))
-        wav16 = resample_poly(wav, 160, 441).astype(np.float32)
+        wav16 = resample_poly(wav, 320, 441).astype(np.float32)  # 22050 Hz -> 16000 Hz
         sil = np.zeros(int(round(pause * SAMPLE_RATE)), np.float32)
         pieces += [sil, wav16]
         t += len(sil) / SAMPLE_RATE

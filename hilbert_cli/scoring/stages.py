@@ -150,7 +150,8 @@ class StageRunner:
         self.preparer.write(prepared, self.work_dir)
         self.computed["prepare"] = True
         meta = dict(prepared.metadata)
-        return prepared.words, meta, prepared.duration_s
+        # the duration as the written file records it, so a resumed run reports the same value
+        return prepared.words, meta, meta.get("duration_s", prepared.duration_s)
 
     # -- embed
     def features_path(self, rid: str) -> Path:
