@@ -8,7 +8,7 @@
     [[compare.variants]]                 # or tables, for baselines on other features:
     name = "CLAP-LAION"
     variant = "transfer"                 # pooled and classified like the transfer variant
-    features = "work/features_clap"      # features of the same recordings (hilbert embed --audio clapLaion --text clapLaion)
+    features = "work/features/clapLaion__clapLaion"   # hilbert embed work/ --audio clapLaion --text clapLaion
     loss = { }                           # LossConfig overrides for this row
     model = { }                          # ModelConfig overrides for this row
 

@@ -21,7 +21,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-__all__ = ["modality_diagnostics", "make_diagnostics_fn", "latent_diagnostics", "summarise_folds", "DIAG_KEYS"]
+__all__ = ["modality_diagnostics", "make_diagnostics_fn", "latent_diagnostics", "summarise_folds", "diagnostics_markdown",
+           "DIAG_KEYS"]
 
 #: scalar keys averaged over folds (gate_mean is a list, averaged elementwise)
 DIAG_KEYS = ("cka_a_j", "cka_t_j", "mi_a_j", "mi_t_j", "mi_gap", "mi_bound", "gate_entropy",
@@ -135,3 +136,23 @@ def summarise_folds(diagnostics: list[dict]) -> dict:
     else:
         out["gate_mean"] = []
     return out
+
+
+def diagnostics_markdown(results) -> str:
+    """A markdown table of the fold-averaged diagnostics of CVResults whose run_cv had
+    ``diagnostics_fn=make_diagnostics_fn(task)`` (for the training report). Masking AUCs here
+    are means of per-fold AUCs; `hilbert compare` also pools them and tests the differences."""
+
+    def f(v, d=3):
+        return "n/a" if v is None or not np.isfinite(v) else f"{v:.{d}f}"
+
+    lines = ["| task | variant | CKA(Z_a,Z_j) | CKA(Z_t,Z_j) | I(z_a;z_j) | I(z_t;z_j) | log n | gate weight per expert "
+             "| fold AUC full | audio-only | text-only |", "|" + "---|" * 11]
+    for r in results:
+        s = summarise_folds(r.diagnostics)
+        gate = s.get("gate_mean") or []
+        g = " ".join(f"{x:.2f}" for x in gate) if len(gate) > 1 else "(no gate)"
+        lines.append(f"| {r.task} | {r.variant} | {f(s['cka_a_j'])} | {f(s['cka_t_j'])} | {f(s['mi_a_j'], 2)} | "
+                     f"{f(s['mi_t_j'], 2)} | {f(s['mi_bound'], 2)} | {g} | {f(s['auc_full'])} | "
+                     f"{f(s['auc_audio_only'])} | {f(s['auc_text_only'])} |")
+    return "\n".join(lines)

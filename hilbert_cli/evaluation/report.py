@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-__all__ = ["write_all", "render_markdown", "fmt_auc", "markdown_tables"]
+__all__ = ["write_all", "render_markdown", "rerender", "fmt_auc", "markdown_tables"]
 
 
 def _f(v, digits: int = 1, scale: float = 100.0) -> str:
@@ -461,6 +461,17 @@ def write_all(run_dir: Path, results: dict, engine: Any, done: dict) -> Path:
     tmp.replace(run_dir / "compare.json")
     _write_parquet(run_dir, results, done)
     md = render_markdown(clean, plots)
+    tmp = run_dir / ".report.md.tmp"
+    tmp.write_text(md)
+    tmp.replace(run_dir / "report.md")
+    return run_dir / "report.md"
+
+
+def rerender(run_dir: Path) -> Path:
+    """Rewrite report.md from an existing compare.json (e.g. after a change of layout)."""
+    run_dir = Path(run_dir)
+    results = json.loads((run_dir / "compare.json").read_text())
+    md = render_markdown(results, results.get("plots") or {})
     tmp = run_dir / ".report.md.tmp"
     tmp.write_text(md)
     tmp.replace(run_dir / "report.md")

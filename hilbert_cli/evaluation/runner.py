@@ -189,8 +189,6 @@ class CompareEngine:
         ds = self.datasets.get(spec.features)
         if ds is None:
             raise ConfigError(f"features dataset {spec.features!r} is not loaded")
-        if spec.task not in ds.labels:
-            ds.set_labels(spec.task, [None] * ds.n)  # pragma: no cover - datasets are loaded with the labels
         pos = _positions(ds, fr.rec_ids)
         if spec.task not in ds.labels or (ds.labels[spec.task][pos] < 0).any():
             # a features dataset loaded without this task's labels: attach the frame's labels

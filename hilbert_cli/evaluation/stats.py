@@ -173,7 +173,7 @@ def fold_auc_ci(fold_aucs, *, n_train=None, n_test=None, level: float = 0.95) ->
         var = s2 / k
         method = f"across {k} folds (t, naive)"
     half = _t_quantile(1 - (1 - level) / 2, k - 1) * math.sqrt(var)
-    return AucInterval(mean, mean - half, mean + half, level, method, k, k)
+    return AucInterval(mean, max(0.0, mean - half), min(1.0, mean + half), level, method, k, k)
 
 
 # ----------------------------------------------------------------------------- paired tests
