@@ -27,6 +27,7 @@ identical and the overhead is measured.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import shutil
@@ -143,6 +144,24 @@ def build_corpus(root: Path, n: int, seconds: float, sidecars: bool) -> list[bat
 # ----------------------------------------------------------------------------- runs
 
 
+@contextlib.contextmanager
+def _threads(n: int | None):
+    """Run with n threads in torch and in the BLAS/OpenMP pools (as OMP_NUM_THREADS=n would)."""
+    if not n:
+        yield
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield
+    finally:
+        torch.set_num_threads(saved)
+
+
 def run_one(label: str, recs, stage_fn, options: dict, root: Path, engine: str, threads: int | None = None,
             **engine_options) -> dict:
     out = root / f"out-{label}"
@@ -150,21 +169,10 @@ def run_one(label: str, recs, stage_fn, options: dict, root: Path, engine: str, 
     name, make_process, is_done, subdirs = stage_fn(out, options)
     if engine == "ray":
         engine_options.setdefault("show_progress", False)
-    saved = None
-    if threads:
-        import torch
-
-        saved = torch.get_num_threads()
-        torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    try:
+    with _threads(threads):
+        t0 = time.perf_counter()
         res = batch.run_batch(recs, stage=name, out_root=out, make_process=make_process, is_done=is_done,
                               show_progress=False, engine=engine, engine_options=engine_options)
-    finally:
-        if saved:
-            import torch
-
-            torch.set_num_threads(saved)
     wall = time.perf_counter() - t0
     print(f"{label}: {wall:.1f} s ({res.summary()})", flush=True)
     return {"label": label, "wall": wall, "res": res, "out": out, "subdirs": subdirs}
@@ -222,6 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     startup = time.perf_counter() - t
     print(f"ray cluster start ({args.cluster_cpus} CPUs, loopback): {startup:.1f} s", flush=True)
     try:
+        # the first Ray run of a fresh cluster also pays cold worker start-up (imports from a
+        # cold cache); one recording first, so the runs below compare like with like
+        warm = run_one("ray-warmup", recs[:1], stage_fn, opts_1t, root, "ray", concurrency=1)
         for k in args.workers:
             runs.append(run_one(f"ray-{k}", recs, stage_fn, opts_1t, root, "ray", concurrency=k))
     finally:
@@ -232,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"stage {args.stage}{' (sidecar transcripts)' if args.sidecars else ''}: {len(recs)} recordings, "
           f"{runs[0]['res'].audio_s:.0f} s audio; machine: {os.cpu_count()} cores; "
-          f"Ray cluster start-up {startup:.1f} s (not in the walls below)")
+          f"Ray cluster start-up {startup:.1f} s and a 1-recording warm-up run {warm['wall']:.1f} s "
+          "(not in the walls below)")
     print(f"{'engine':<10}{'wall s':>8}{'rec/s':>8}{'x RT':>7}{'vs local':>10}{'done':>6}{'failed':>7}  outputs vs local-1t")
     for r in runs:
         res = r["res"]

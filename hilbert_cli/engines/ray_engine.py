@@ -517,7 +517,10 @@ def _run_dataset(
         for i, spec in enumerate(stages):
             spec = resolve_gpus(spec, cluster)
             lo, hi = _pool_bounds(spec, len(todo), cluster, chained)
-            compute = ActorPoolStrategy(size=lo) if lo == hi else ActorPoolStrategy(min_size=lo, max_size=hi)
+            # one recording in flight per actor: recordings take seconds to minutes each, so a
+            # queue on a busy actor would only leave the others idle at the end of the run
+            pool = {"size": lo} if lo == hi else {"min_size": lo, "max_size": hi}
+            compute = ActorPoolStrategy(**pool, max_tasks_in_flight_per_actor=1)
             kwargs: dict[str, Any] = {}
             if spec.memory:
                 kwargs["memory"] = spec.memory
