@@ -161,3 +161,15 @@ def test_emotion_classifier_from_a_local_directory(tmp_path, tiny_sentence_model
     assert all(v is not None for v in out.column("d_emotion").to_pylist()[1:])
     assert s.provenance()["emotion"]["source"] == "path"
     assert Segmenter(SegmentOptions(emotion="off")).provenance()["emotion"] is None
+
+
+@pytest.mark.parametrize("f0", [85.0, 140.0, 230.0, 400.0])
+def test_pitch_tracker_on_harmonic_tones(f0):
+    from hilbert_cli.segment.prosody import span_prosody
+
+    t = np.arange(3 * 16000) / 16000
+    x = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, 6)) * 0.2
+    pitch, energy = span_prosody(x.astype(np.float32))
+    assert pitch == pytest.approx(f0, rel=0.02) and np.isfinite(energy)
+    assert np.isnan(span_prosody(np.zeros(16000, np.float32))[0])
+    assert np.isnan(span_prosody(0.1 * np.random.default_rng(0).standard_normal(16000).astype(np.float32))[0])
