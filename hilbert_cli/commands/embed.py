@@ -12,6 +12,8 @@ from typing import Optional
 
 import typer
 
+from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
+
 
 def embed(
     work_dir: Path = typer.Argument(..., help="Work directory written by `hilbert prepare` (reads prepare/words/)."),
@@ -32,6 +34,11 @@ def embed(
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only shard K (0-based) of N recordings (job arrays)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute features already written with the same options (the vector cache is still used)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    engine: EngineOpt = "local",
+    ray_address: RayAddressOpt = None,
+    ray_num_cpus: RayNumCpusOpt = None,
+    ray_num_gpus: RayNumGpusOpt = None,
+    ray_concurrency: RayConcurrencyOpt = None,
 ) -> None:
     """Cut transcripts where emotion, sentiment, subjectivity, prosody or speaker change, then embed
     each segment with a frozen audio and a frozen text encoder.
@@ -46,6 +53,7 @@ def embed(
     from ..batch import Shard
     from ..console import console
     from ..devices import pick_device
+    from ..engines.options import engine_settings
     from ..errors import ConfigError
     from ..segment.options import SegmentOptions
     from ..embed.options import EmbedOptions
@@ -63,10 +71,11 @@ def embed(
         raise ConfigError(f"{loc}: {str(err.get('msg')).removeprefix('Value error, ')}") from None
     sh = Shard.parse(shard)
     pick_device(device)
+    eng, eng_opts = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
     recordings = discover_prepared(work_dir)
     check_models(opts)  # fail fast (one line) on a model that is not available; loads nothing
     result = embed_work_dir(work_dir, opts, recordings=recordings, overwrite=overwrite, shard=sh,
-                            show_progress=not quiet)
+                            show_progress=not quiet, engine=eng, engine_options=eng_opts)
     console.print(result.summary())
     console.print(f"features: {features_dir(work_dir, opts)}")
     if result.failed:
