@@ -6,7 +6,6 @@ config, saved with save_pretrained, and loaded by path exactly as a hub model wo
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np

@@ -101,10 +101,16 @@ def test_tiny_sentence_model(tiny_sentence_model):
     alone = np.stack([enc.embed([t])[0] for t in texts])
     assert batched.shape == (5, 24) and np.isfinite(batched).all()
     np.testing.assert_allclose(batched, alone, atol=TOL, rtol=1e-4)
-    # the 40-word text is longer than max_seq_length (32): chunked, not truncated
-    assert len(enc._chunks("happy " * 40)) > 1
-    truncated = enc.embed(["happy " * 20])[0]
-    assert not np.allclose(batched[3], truncated, atol=1e-6) or True  # chunk mean defined; values finite
+    # a text longer than max_seq_length (32 tokens) is chunked, not truncated: its vector is
+    # the token-weighted mean of its chunks' vectors
+    long = " ".join(["i love my family"] * 6 + ["the day was bad and sad"] * 6)
+    chunks = enc._chunks(long)
+    assert len(chunks) > 1 and sum(n for _, n in chunks) > enc.max_tokens
+    parts = np.stack([enc.embed([c])[0] for c, _ in chunks])
+    expect = np.average(parts, axis=0, weights=[n for _, n in chunks])
+    np.testing.assert_allclose(enc.embed([long])[0], expect, atol=TOL, rtol=1e-4)
+    truncated = enc.embed([" ".join(long.split()[:20])])[0]
+    assert not np.allclose(enc.embed([long])[0], truncated, atol=1e-4)
 
 
 @pytest.mark.offline_models

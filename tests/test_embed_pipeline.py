@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pytest
 
 from hilbert_cli.embed.options import EmbedOptions
 from hilbert_cli.embed.pipeline import Embedder, embed_work_dir, features_dir, read_features
