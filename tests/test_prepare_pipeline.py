@@ -230,6 +230,37 @@ def test_shards_partition_the_input(prepared, options):
     assert {r.recording_id for r in batch.select_shard(recs, batch.Shard(1, 3))} == seen[1]
 
 
+def test_transcripts_dir_txt_without_times(prepared, options, tmp_path):
+    work, recs, _, _, _ = prepared
+    tr = tmp_path / "transcripts"
+    tr.mkdir()
+    (tr / "clip.txt").write_text("The quick brown fox\njumps over the lazy dog.\n")
+    one = [r for r in recs if r.recording_id == "clip.flac"]
+    opts = options.model_copy(update={"transcripts": str(tr)})
+    res = prepare_recordings(one, opts, tmp_path / "w", show_progress=False)
+    assert res.done == ["clip.flac"]
+    w = pq.read_table(words_path(tmp_path / "w", "clip.flac")).to_pylist()
+    assert [r["word"] for r in w] == "The quick brown fox jumps over the lazy dog.".split()
+    speech = pq.read_table(turns_path(tmp_path / "w", "clip.flac")).to_pylist()
+    assert speech and w[0]["start_s"] >= speech[0]["start_s"] - 1e-6 and w[-1]["end_s"] <= speech[-1]["end_s"] + 1e-6
+    assert all(r["speaker"] == speech[0]["speaker"] for r in w)  # one voice: diarization's speaker
+    meta = read_metadata(words_path(tmp_path / "w", "clip.flac"))
+    assert meta["text_source"]["format"] == "txt" and not meta["text_source"]["has_times"]
+    assert "asr" not in meta["models"] and "diarization" in meta["models"]
+
+
+def test_worker_factory_pickles_for_other_engines(options, tmp_path):
+    import functools
+    import pickle
+
+    from hilbert_cli.prepare.pipeline import _make_process, is_done
+
+    f = pickle.loads(pickle.dumps(functools.partial(_make_process, options.model_dump_json(), str(tmp_path))))
+    proc = f()
+    assert proc.preparer.options == options and proc.preparer._asr is None  # models load lazily, per worker
+    pickle.dumps(functools.partial(is_done, work_dir=tmp_path, chash="x"))
+
+
 def test_low_memory_two_passes_same_tables(prepared, options, tmp_path):
     work, recs, _, _, preparer = prepared
     subset = [r for r in recs if r.recording_id in ("clip.flac", "sidecar.wav", "empty.wav")]

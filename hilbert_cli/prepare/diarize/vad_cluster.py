@@ -138,7 +138,7 @@ def cluster(
 
     Average-linkage agglomerative clustering on cosine distance, cut at `threshold` unless a
     speaker count is given; min/max bounds re-cut the tree. Many rows are first reduced to at
-    most MAX_DIRECT k-means centroids (memory O(n k), not O(n^2)). Clusters holding under 5 %
+    most MAX_DIRECT k-means centroids (memory O(n k), not O(n^2)). Clusters holding under 2 %
     of the rows are folded into the nearest large one when the count is free.
     """
     from sklearn.cluster import AgglomerativeClustering, KMeans
@@ -178,7 +178,7 @@ def cluster(
         elif min_speakers and k < min_speakers:
             labels = cut(min_speakers)
         else:
-            labels = _fold_small(points, labels, weights, min_share=0.05, min_k=min_speakers or 1)
+            labels = _fold_small(points, labels, weights, min_share=0.02, min_k=min_speakers or 1)
     return labels[assign]
 
 
