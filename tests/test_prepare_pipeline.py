@@ -118,7 +118,7 @@ def test_bad_inputs_one_error_row_each_and_batch_continues(prepared):
     assert set(errors.column("stage").to_pylist()) == {"prepare"}
 
 
-def test_tables_follow_the_contract(prepared, corpus):
+def test_tables_follow_the_contract(prepared, corpus, options):
     work, _, _, _, _ = prepared
     for rid in GOOD:
         w = pq.read_table(words_path(work, rid))
@@ -128,7 +128,7 @@ def test_tables_follow_the_contract(prepared, corpus):
         meta = read_metadata(words_path(work, rid))
         assert meta["stage"] == "prepare" and meta["recording_id"] == rid
         assert Path(meta["source_path"]).is_absolute() and Path(meta["source_path"]) == (corpus / rid).resolve()
-        assert PrepareOptions.model_validate(meta["options"]) == PrepareOptions.model_validate(meta["options"])
+        assert PrepareOptions.model_validate(meta["options"]) == options
         assert set(meta["input"]) >= {"sample_rate", "channels", "codec"}
         assert meta["config_hash"] and "models" in meta and "target_speaker" in meta
         starts = w.column("start_s").to_numpy()
