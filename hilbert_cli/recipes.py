@@ -95,6 +95,9 @@ class DataSection(_Strict):
     id_column: str = "recording_id"
     #: group column for grouped CV (speaker, family): no group in train and test at once
     group_column: Optional[str] = None
+    #: expected backbone aliases (checked against the features' metadata when it names them)
+    audio_model: Optional[str] = None
+    text_model: Optional[str] = None
     synthetic: Optional[SyntheticData] = None
 
     @model_validator(mode="after")

@@ -27,9 +27,14 @@ __all__ = [
 _EPS = 1e-8
 
 
+def _f(x: torch.Tensor) -> torch.Tensor:
+    """float32 for half-precision inputs (autocast), else unchanged (float64 stays float64)."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
+
+
 def _similarity(x: torch.Tensor, y: torch.Tensor, temperature: float) -> torch.Tensor:
-    x = F.normalize(x.float(), dim=-1, eps=_EPS)
-    y = F.normalize(y.float(), dim=-1, eps=_EPS)
+    x = F.normalize(_f(x), dim=-1, eps=_EPS)
+    y = F.normalize(_f(y), dim=-1, eps=_EPS)
     return x @ y.T / temperature
 
 
@@ -59,8 +64,8 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     CKA(X, Y) = ||Yc^T Xc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), Xc = X - mean over rows.
     Invariant to orthogonal transforms and isotropic scaling of either argument.
     """
-    x = x.float() - x.float().mean(dim=0, keepdim=True)
-    y = y.float() - y.float().mean(dim=0, keepdim=True)
+    x = _f(x) - _f(x).mean(dim=0, keepdim=True)
+    y = _f(y) - _f(y).mean(dim=0, keepdim=True)
     cross = (y.T @ x).pow(2).sum()
     norm_x = (x.T @ x).pow(2).sum().sqrt()
     norm_y = (y.T @ y).pow(2).sum().sqrt()
@@ -95,5 +100,5 @@ def load_balance_loss(gate_probs: torch.Tensor, assignment: torch.Tensor) -> tor
     """
     n_experts = gate_probs.shape[-1]
     f = assignment.float().mean(dim=0) / assignment.float().sum(dim=-1).mean().clamp_min(1.0)
-    p = gate_probs.float().mean(dim=0)
+    p = _f(gate_probs).mean(dim=0)
     return n_experts * (f * p).sum()

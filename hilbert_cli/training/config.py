@@ -84,6 +84,10 @@ class TrainConfig(_Strict):
     max_epochs: int = Field(40, ge=1)
     #: stop after this many epochs without a better validation loss (0 = never stop early)
     patience: int = Field(6, ge=0)
+    #: validation criterion for early stopping: macro AUC (ties -> lower CE) or the weighted CE
+    early_stopping: Literal["auc", "loss"] = "auc"
+    #: never stop early before this many epochs (plateaus at the start are common)
+    min_epochs: int = Field(5, ge=1)
     #: fraction of the training fold held out (stratified, grouped) for early stopping
     val_fraction: float = Field(0.15, ge=0.0, lt=0.9)
     lr: float = Field(1e-3, gt=0.0)

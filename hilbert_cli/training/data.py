@@ -308,7 +308,7 @@ class FeatureDataset:
                     g = label_cols[group_column][row_of[r]] if r in row_of else None
                     groups.append(r if g is None or str(g).strip() == "" else str(g))
         ds = cls.from_arrays(rec_ids, a_list, t_list, None, groups=groups, max_segments=max_segments,
-                             features_metadata=meta)
+                             features_metadata=generic_features_metadata(meta))
         for t, vals in lab_values.items():
             ds.set_labels(t, vals, (class_names or {}).get(t))
         return ds
@@ -357,6 +357,34 @@ class FeatureDataset:
                               None if self.groups is None else self.groups[t.numpy()], dict(self.features_metadata))
 
 
+def top_eigenvectors(cov: torch.Tensor, k: int, n_iter: int = 6, seed: int = 0) -> torch.Tensor:
+    """Top-k eigenvectors of a symmetric PSD matrix [d, d] -> [d, k] (randomized subspace
+    iteration, deterministic; much cheaper than a full eigh for k << d)."""
+    d = cov.shape[0]
+    if k >= d // 2:
+        evals, evecs = torch.linalg.eigh(cov)
+        return evecs[:, -k:].flip(1)
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(d, min(d, 2 * k + 16), generator=g, dtype=cov.dtype)
+    q, _ = torch.linalg.qr(cov @ q)
+    for _ in range(n_iter):
+        q, _ = torch.linalg.qr(cov @ q)
+    evals, small = torch.linalg.eigh(q.T @ cov @ q)
+    vecs = q @ small.flip(1)[:, :k]
+    # a deterministic sign per axis
+    signs = torch.sign(vecs[vecs.abs().argmax(dim=0), torch.arange(k)])
+    return vecs * torch.where(signs == 0, torch.ones_like(signs), signs)
+
+
+def generic_features_metadata(meta: dict) -> dict:
+    """A features file's metadata without what is specific to its one recording."""
+    per_rec = {"recording_id", "duration_s", "n_segments", "segments_source_hash", "source_path", "input"}
+    out = {k: v for k, v in (meta or {}).items() if k not in per_rec}
+    if isinstance(out.get("prepare"), dict):
+        out["prepare"] = {k: v for k, v in out["prepare"].items() if k not in per_rec}
+    return out
+
+
 class Preprocessor:
     """Per-modality affine map fitted on training recordings: x -> ((x - mean) / std) @ basis.
 
@@ -394,8 +422,7 @@ class Preprocessor:
             if pca and pca < d:
                 cov = ds.gram(m, idx) / n - torch.outer(mean, mean)
                 cov = cov / torch.outer(std, std)
-                evals, evecs = torch.linalg.eigh(cov)
-                out[f"{m}_basis"] = evecs[:, -pca:].flip(1).float().contiguous()
+                out[f"{m}_basis"] = top_eigenvectors(cov, pca).float().contiguous()
         return cls(out)
 
     def transform_one(self, modality: str, x: torch.Tensor) -> torch.Tensor:

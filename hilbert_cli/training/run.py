@@ -64,6 +64,12 @@ def load_dataset(recipe):
                                          class_names={t.name: t.classes for t in tasks if t.classes})
     for w in caught:
         warn(str(w.message))
+    for key in ("audio_model", "text_model"):
+        want = getattr(d, key)
+        got = ds.features_metadata.get(key)
+        got = got.get("alias") if isinstance(got, dict) else got
+        if want and got and want != got:
+            raise ConfigError(f"data.{key}: the recipe expects {want!r} but {d.features} was embedded with {got!r}")
     for i, t in enumerate(tasks):
         got = len(ds.class_names[t.name])
         if t.n_classes is not None and got > t.n_classes:
