@@ -330,6 +330,26 @@ def test_stage_settings_and_pool_sizes(tmp_path):
     assert resolve_address("none") == "local" and resolve_address("ray://h:10001") == "ray://h:10001"
 
 
+def test_unreachable_cluster_address_is_one_line_at_once():
+    import socket
+    import time
+
+    from hilbert_cli.engines.ray_engine import check_reachable
+
+    with socket.socket() as sock:  # a port with nothing listening
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for addr in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError, match="no Ray cluster answers") as info:
+            check_reachable(addr, timeout_s=2)
+        assert "\n" not in str(info.value) and time.monotonic() - t0 < 5
+    with socket.socket() as server:  # something listening: passes
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+
+
 def replace_conc(spec, conc):
     import dataclasses
 

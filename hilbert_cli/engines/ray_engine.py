@@ -156,6 +156,32 @@ def init_local(num_cpus: int | None = None, **init_kwargs: Any) -> None:
             os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = saved_env
 
 
+def check_reachable(addr: str, timeout_s: float = 10.0) -> None:
+    """One line at once when nothing listens at a cluster address (Ray itself keeps retrying
+    for minutes): ``auto`` is resolved to the running cluster's address first."""
+    import socket
+
+    target = addr[len("ray://"):] if addr.startswith("ray://") else addr
+    if target == "auto":
+        try:
+            from ray._private.services import canonicalize_bootstrap_address_or_die
+
+            target = canonicalize_bootstrap_address_or_die("auto")
+        except ConnectionError as exc:
+            raise ConfigError(f"--ray-address auto: {one_line(exc)}") from None
+        except Exception:  # Ray's internals moved: let ray.init decide
+            return
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray-address {addr}: no Ray cluster answers at {host}:{port} ({exc.strerror or one_line(exc)})"
+        ) from None
+
+
 def connect(address: str | None = None, *, local_num_cpus: int | None = None) -> bool:
     """Make sure Ray is initialised; True when this call started it (the caller shuts it down).
 
@@ -166,6 +192,8 @@ def connect(address: str | None = None, *, local_num_cpus: int | None = None) ->
         return False
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     addr = resolve_address(address)
+    if addr != "local":
+        check_reachable(addr)
     try:
         if addr == "local":
             init_local(local_num_cpus)
