@@ -116,7 +116,8 @@ class Recipe(_Strict):
     output_dir: Path = Path("runs")
     #: variants cross-validated over the same folds: transfer, transfer_moe, contrastive_moe, hilbert
     variants: list[Variant] = Field(default_factory=lambda: ["hilbert"], min_length=1)
-    #: variant of the final per-task models (default: hilbert if listed, else the first)
+    #: variant of the final per-task models (default, or when not among variants: hilbert if
+    #: listed, else the first)
     final_variant: Optional[Variant] = None
     data: DataSection
     tasks: list[TaskSpec] = Field(min_length=1)
@@ -142,8 +143,6 @@ class Recipe(_Strict):
             raise ValueError(f"task name(s) listed twice: {', '.join(dup)}")
         if len(set(self.variants)) != len(self.variants):
             raise ValueError("variants lists a variant twice")
-        if self.final_variant is not None and self.final_variant not in self.variants:
-            raise ValueError(f"final_variant {self.final_variant!r} is not among variants {self.variants}")
         synthetic = self.data.synthetic is not None
         for t in self.tasks:
             if synthetic and t.signal is None:
@@ -154,7 +153,7 @@ class Recipe(_Strict):
 
     @property
     def final(self) -> Variant:
-        if self.final_variant:
+        if self.final_variant and self.final_variant in self.variants:
             return self.final_variant
         return "hilbert" if "hilbert" in self.variants else self.variants[0]
 

@@ -100,3 +100,25 @@ def test_model_config_validation():
         ModelConfig(top_k=9, n_experts=8)
     for d in (64, 128, 256):
         assert ModelConfig(latent_dim=d).latent_dim == d
+
+
+@pytest.mark.parametrize("variant,expect", [
+    ("transfer", {"ce"}),
+    ("transfer_moe", {"ce"}),
+    ("contrastive_moe", {"ce", "contrastive"}),
+    ("hilbert", {"ce", "contrastive", "cka", "mi"}),
+])
+def test_loss_terms_per_variant_and_zero_weight_ablates(variant, expect):
+    from hilbert_cli.training.config import LossConfig
+    from hilbert_cli.training.trainer import compute_loss
+
+    m = _model(variant).train()
+    out = m(torch.randn(6, 4, 8), torch.randn(6, 4, 6), torch.ones(6, 4, dtype=torch.bool))
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    total, parts = compute_loss(out, y, variant=variant, loss_config=LossConfig())
+    assert set(parts) - {"total"} == expect
+    total.backward()
+    _, ablated = compute_loss(m(torch.randn(6, 4, 8), torch.randn(6, 4, 6), torch.ones(6, 4, dtype=torch.bool)), y,
+                              variant=variant, loss_config=LossConfig(contrastive=0, cka=0, mi=0))
+    assert set(ablated) - {"total"} == {"ce"}
+    assert ablated["total"] == pytest.approx(ablated["ce"])

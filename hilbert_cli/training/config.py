@@ -103,3 +103,6 @@ class TrainConfig(_Strict):
     amp: bool = True
     #: also train the final model per task on all labelled recordings
     final_model: bool = True
+    #: per-fold test diagnostics in the report (CKA, InfoNCE MI, gate weights, audio-only /
+    #: text-only masking AUCs; hilbert_cli.evaluation.diagnostics)
+    diagnostics: bool = True

@@ -129,7 +129,7 @@ def plot_task(task: str, results: Sequence[CVResult], out_dir: Path) -> list[Pat
 
 def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, final_models: dict,
                  plots: dict[str, list[Path]], seconds: float, grouped: bool, device: str,
-                 extra_notes: Optional[list[str]] = None) -> Path:
+                 extra_notes: Optional[list[str]] = None, diagnostics_md: Optional[str] = None) -> Path:
     tasks = list(dict.fromkeys(r.task for r in results)) or [t.name for t in recipe.tasks]
     variants = list(dict.fromkeys(r.variant for r in results)) or list(recipe.variants)
     by = {(r.task, r.variant): r for r in results}
@@ -187,6 +187,10 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
     lines += ["## Per-fold AUC", "", "| task | variant | folds (AUC × 100) |", "| --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r.task} | {r.variant} | " + " ".join(_fmt(100 * a, 1) for a in r.fold_aucs) + " |")
+    if diagnostics_md:
+        lines += ["", "## Diagnostics on the test folds (means over folds)", "",
+                  "CKA and InfoNCE MI between the latent views; MoE gate weight per expert; AUC with one "
+                  "modality masked (audio-only = text masked).", "", diagnostics_md]
     if final_models:
         lines += ["", "## Final models (trained on all labelled recordings)", "",
                   "| task | variant | epochs | n | directory |", "| --- | --- | --- | --- | --- |"]

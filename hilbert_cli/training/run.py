@@ -83,6 +83,24 @@ def load_dataset(recipe):
     return ds
 
 
+def _diagnostics_fn(task: str):
+    try:
+        from ..evaluation.diagnostics import make_diagnostics_fn
+    except ImportError:  # pragma: no cover - the evaluation package is optional here
+        return None
+    return make_diagnostics_fn(task)
+
+
+def _diagnostics_markdown(results) -> Optional[str]:
+    try:
+        from ..evaluation.diagnostics import diagnostics_markdown
+
+        return diagnostics_markdown(results)
+    except Exception as exc:  # noqa: BLE001 - a report section must never fail the run
+        warn(f"diagnostics table skipped ({exc})")
+        return None
+
+
 def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = False,
                  variants: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None,
                  final: Optional[bool] = None, progress: bool = True, dataset=None) -> TrainRun:
@@ -143,7 +161,8 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                     if prog is not None:
                         prog.update(bar, advance=1, status=f"{_t}/{_v} fold {k + 1}: AUC {d['auc']:.3f}")
 
-                r = run_cv(ds, t, recipe.model_config_for(v), tc, splits_by_task[t], recipe.loss, fold_callback=cb)
+                r = run_cv(ds, t, recipe.model_config_for(v), tc, splits_by_task[t], recipe.loss, fold_callback=cb,
+                           diagnostics_fn=_diagnostics_fn(t) if tc.diagnostics else None)
                 results.append(r)
                 info(f"  {t:<16} {v:<16} AUC {100 * r.auc_mean:6.2f} ± {100 * r.auc_std:5.2f} "
                      f"(pooled {100 * r.auc:6.2f}, {len(r.fold_aucs)} folds, {r.seconds:.1f} s)")
@@ -195,7 +214,8 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                   {"name": recipe.name, "tool_version": __version__, "device": device, "seconds": round(seconds, 2),
                    "final_variant": final_variant, "final_models": final_models, "grouped": grouped,
                    "recipe": recipe.model_dump(mode="json")})
+    diag_md = _diagnostics_markdown(results) if tc.diagnostics and results else None
     write_report(run_dir / "report.md", recipe=recipe, results=results, dataset=ds, final_models=final_models,
-                 plots=plots, seconds=seconds, grouped=grouped, device=device)
+                 plots=plots, seconds=seconds, grouped=grouped, device=device, diagnostics_md=diag_md)
     info(f"[green]done[/] in {seconds:.1f} s -> {run_dir}/report.md")
     return TrainRun(run_dir=run_dir, results=results, final_models=final_models, seconds=seconds)
