@@ -7,7 +7,11 @@ the real model), a tiny sentence-transformers model, the real all-MiniLM-L6-v2 w
 GPU (when CUDA is present, or --gpu): real-size random-weight HuBERT-large and
 Whisper-medium encoders (no download: built from their configs), fp32 and autocast.
 
-    python benchmarks/bench_embed.py [--segments 96] [--seg-s 6.5] [--threads 2]
+    python benchmarks/bench_embed.py [--segments 96] [--seg-s 6.5] [--threads 2] [--memory 5,60]
+
+--memory M1,M2: also run `embed_work_dir` (spec + a tiny sentence model, prosody on) on one
+synthetic recording of M1 and M2 minutes, each in a fresh process, and print peak RSS and
+x real time: memory must not grow with recording length.
 """
 
 from __future__ import annotations
@@ -99,7 +103,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gpu", action="store_true", help="also run the real-size GPU section (default: when CUDA exists)")
     ap.add_argument("--gpu-segments", type=int, default=512)
+    ap.add_argument("--memory", default="", help="comma-separated minutes for the memory check, e.g. 5,60")
+    ap.add_argument("--_memory-run", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args._memory_run is not None:
+        return memory_run(args._memory_run, args.threads)
 
     import torch
 
@@ -126,10 +134,70 @@ def main() -> None:
         rows += [seg[False], seg[True]]
     print_table(f"CPU, {args.threads} torch threads, {args.segments} segments of ~{args.seg_s} s", rows)
 
+    if args.memory:
+        memory_section([float(m) for m in args.memory.split(",")], args.threads)
     if torch.cuda.is_available() or args.gpu:
         gpu_section(args)
     else:
         print("\nGPU section skipped: no CUDA device here (run on a GPU machine for HuBERT-large / Whisper-medium figures)")
+
+
+def memory_run(minutes: float, threads: int) -> None:
+    """In a fresh process: one synthetic recording of `minutes`, embedded end to end; prints one JSON line."""
+    import json
+    import resource
+    import subprocess
+
+    import torch
+
+    torch.set_num_threads(threads)
+    from tests.fixtures_embed import build_tiny_sentence_model, prepare_meta, words_table, write_prepared
+    from hilbert_cli.embed.options import EmbedOptions
+    from hilbert_cli.embed.pipeline import embed_work_dir
+    from hilbert_cli.segment.options import SegmentOptions
+
+    base = ["I absolutely love my wonderful family and we are so happy together.",
+            "The table is in the room next to the door of the house.",
+            "But then my father died and everything became terrible and sad.",
+            "We moved to another town, and I started at a new school that year."]
+    n = int(minutes * 60 / (13 * 0.38 + 0.25))
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        t = words_table((base * (n // 4 + 1))[:n], recording_id="long")
+        dur = float(t.column("end_s")[-1].as_py()) + 1.0
+        # the audio is written by another process, so its samples never count in this RSS
+        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); from pathlib import Path; "
+                        "from tests.fixtures_embed import write_tone_wav; write_tone_wav(Path(sys.argv[2]), float(sys.argv[3]))",
+                        str(ROOT), str(root / "long.wav"), str(dur)], check=True)
+        write_prepared(root / "work", "long", t, prepare_meta(root / "long.wav", "long", dur))
+        st = build_tiny_sentence_model(root)
+        opts = EmbedOptions(audio="spec", text=str(st), device="cpu", segment=SegmentOptions(emotion="off"))
+        from hilbert_cli.embed.pipeline import Embedder
+
+        Embedder(opts).load()  # imports + model loading counted before the run
+        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.perf_counter()
+        r = embed_work_dir(root / "work", opts, show_progress=False)
+        dt = time.perf_counter() - t0
+        assert len(r.done) == 1, r.failed
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"minutes": minutes, "words": t.num_rows, "seconds": dt, "rss_mb": rss, "rss_before_mb": rss0, "xRT": dur / dt}))
+
+
+def memory_section(minutes: list[float], threads: int) -> None:
+    import json
+    import subprocess
+
+    print(f"\nmemory: embed_work_dir (spec + tiny sentence model, prosody on), one recording per process")
+    rows = []
+    for m in minutes:
+        out = subprocess.run([sys.executable, __file__, "--threads", str(threads), "--_memory-run", str(m)],
+                             capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        rows.append(json.loads(out))
+        r = rows[-1]
+        print(f"  {r['minutes']:6.1f} min  {r['words']:6d} words  {r['seconds']:7.1f} s  {r['xRT']:6.1f}x RT  peak RSS {r['rss_mb']:.0f} MB (after loading: {r['rss_before_mb']:.0f} MB)")
+    if len(rows) > 1:
+        print(f"  peak RSS ratio longest/shortest: {rows[-1]['rss_mb'] / rows[0]['rss_mb']:.2f}")
 
 
 def gpu_section(args) -> None:
