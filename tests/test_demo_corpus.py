@@ -34,11 +34,11 @@ def test_scripts_are_deterministic_balanced_and_carry_the_label():
 
     p_pos, p_neg, p_pitch, p_speed = stats("positive")
     n_pos, n_neg, n_pitch, n_speed = stats("negative")
-    assert p_pos > 0.5 and p_neg == 0 and n_neg > 0.5 and n_pos == 0  # the text carries it, not perfectly
-    assert p_pos < 0.9 and n_neg < 0.9
-    assert p_pitch > n_pitch + 15 and p_speed > n_speed + 40  # and so does prosody
+    assert p_pos > 0.35 and p_neg == 0 and n_neg > 0.35 and n_pos == 0  # the text carries it, not perfectly
+    assert p_pos < 0.7 and n_neg < 0.7
+    assert p_pitch > n_pitch + 8 and p_speed > n_speed + 20  # and so does prosody
     words = lambda s, who: sum(len(u.text.split()) for u in s.utterances if (u.speaker == "interviewer") == who)
-    assert all(words(s, False) > 2 * words(s, True) for s in a)  # the participant speaks most
+    assert all(words(s, False) > 1.5 * words(s, True) for s in a)  # the participant speaks most
 
 
 @needs_espeak

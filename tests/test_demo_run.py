@@ -27,7 +27,8 @@ def test_train_demo_on_demo_features_then_score_metrics(score_setup, tmp_path):
     emb = EmbedOptions.model_validate(read_metadata(meta)["embed_options"])
     feats = features_dir(score_setup.work_train, emb)
     run_dir = tmp_path / "demo"
-    rows = train_demo(feats, score_setup.corpus.labels, run_dir, folds=2, device="cpu", show_progress=False)
+    rows = train_demo(feats, score_setup.corpus.labels, run_dir, folds=2, device="cpu", show_progress=False,
+                      max_epochs=3)
     variants = {r["variant"]: r for r in rows}
     assert set(variants) == {"hilbert", "transfer"}
     for r in rows:
@@ -35,6 +36,7 @@ def test_train_demo_on_demo_features_then_score_metrics(score_setup, tmp_path):
     assert (run_dir / "models" / "affect" / "config.json").is_file() and (run_dir / "report.md").is_file()
     # a second call reuses the finished run
     mtime = (run_dir / "summary.json").stat().st_mtime_ns
-    again = train_demo(feats, score_setup.corpus.labels, run_dir, folds=2, device="cpu", show_progress=False)
+    again = train_demo(feats, score_setup.corpus.labels, run_dir, folds=2, device="cpu", show_progress=False,
+                       max_epochs=3)
     assert [(r["variant"], r["n_folds"]) for r in again] == [(r["variant"], r["n_folds"]) for r in rows]
     assert (run_dir / "summary.json").stat().st_mtime_ns == mtime

@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import HilbertError
 
 #: bump when the rendering changes, so corpora built by an older version are rebuilt
-CORPUS_VERSION = 2
+CORPUS_VERSION = 3
 SAMPLE_RATE = 16_000
 ESPEAK_RATE = 22_050
 CLASSES = ("negative", "neutral", "positive")
@@ -161,7 +161,7 @@ BACKCHANNELS = ["I see.", "Okay.", "Thank you.", "Right.", "Mm hm, go on."]
 POOLS = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
 
 #: prosody shift by label: (pitch 0-99, words per minute, amplitude 0-200)
-PROSODY_SHIFT = {"positive": (14, 28, 30), "neutral": (0, 0, 0), "negative": (-12, -32, -30)}
+PROSODY_SHIFT = {"positive": (8, 16, 16), "neutral": (0, 0, 0), "negative": (-7, -18, -16)}
 
 
 @dataclass(frozen=True)
@@ -201,7 +201,7 @@ class CorpusSpec:
     heldout_per_class: int = 1
     answers: tuple[int, int] = (4, 5)  # questions per interview (min, max)
     sentences_per_answer: tuple[int, int] = (2, 3)
-    on_label: float = 0.65  # share of the participant's sentences drawn from the label's pool
+    on_label: float = 0.5  # share of the participant's sentences drawn from the label's pool
     seed: int = 0
 
     def key(self) -> str:
@@ -272,9 +272,9 @@ def _draw_sentences(rng: random.Random, label: str, n: int, on_label: float, use
 def make_script(rid: str, split: str, voice: Voice, label: str, spec: CorpusSpec, rng: random.Random) -> Script:
     dp, ds, da = PROSODY_SHIFT[label]
     # per-recording prosody: the label's shift plus jitter (so prosody is informative, not exact)
-    base_pitch = voice.pitch + dp + rng.gauss(0, 4)
-    base_speed = voice.speed + ds + rng.gauss(0, 7)
-    base_amp = 100 + da + rng.gauss(0, 7)
+    base_pitch = voice.pitch + dp + rng.gauss(0, 5)
+    base_speed = voice.speed + ds + rng.gauss(0, 10)
+    base_amp = 100 + da + rng.gauss(0, 10)
     script = Script(rid, split, voice.participant, label, voice)
     used: set[str] = set()
     questions = rng.sample(QUESTIONS, rng.randint(*spec.answers))

@@ -291,6 +291,8 @@ def assemble(recordings: Iterable[Recording], worker: ScoreWorker, out_path: Pat
     """Stream the parts of `recordings` into `out_path` (temp file + rename). Returns row count."""
     schema = worker.schema
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_path.parent.glob(f".{out_path.name}.*.tmp"):  # left by a run killed while assembling
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
     os.close(fd)
     n = 0
