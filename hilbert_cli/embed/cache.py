@@ -82,7 +82,7 @@ def load_vectors(path: Path, source_hash: str, n_segments: int) -> tuple[np.ndar
     if t.num_rows != n_segments:
         return None
     col = t.column("embedding").combine_chunks()
-    flat = col.values.to_numpy(zero_copy_only=False) if t.num_rows else np.zeros(0, np.float32)
+    flat = col.flatten().to_numpy(zero_copy_only=False) if t.num_rows else np.zeros(0, np.float32)
     vecs = np.asarray(flat, dtype=np.float32).reshape(t.num_rows, dim)
     order = np.argsort(t.column("segment_index").to_numpy())
     return vecs[order], meta.get("encoder", {})

@@ -148,8 +148,10 @@ class HFAudioEncoder:
         torch = self._torch
         ctx = torch.autocast("cuda", dtype=self._autocast) if self._autocast is not None else contextlib.nullcontext()
         if self.is_whisper:
+            # log-mel on the model's device (torch STFT) when it is a GPU; numpy on the CPU
+            fe_dev = self.device if str(self.device).startswith("cuda") else "cpu"
             feats = self.fe(chunks, sampling_rate=SAMPLE_RATE, return_tensors="pt", padding="max_length",
-                            return_attention_mask=False).input_features.to(self.device)
+                            return_attention_mask=False, device=fe_dev).input_features.to(self.device)
             with torch.inference_mode(), ctx:
                 out = self.model(feats, output_hidden_states=self.layer is not None)
             hs = out.last_hidden_state if self.layer is None else out.hidden_states[self.layer]
