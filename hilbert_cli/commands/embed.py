@@ -57,6 +57,7 @@ def embed(
     from ..errors import ConfigError
     from ..segment.options import SegmentOptions
     from ..embed.options import EmbedOptions
+    from ..embed.cache import segment_key
     from ..embed.pipeline import check_models, discover_prepared, embed_work_dir, features_dir
 
     seg = {k: v for k, v in dict(speakers=speakers, min_words=min_words, max_words=max_words, min_s=min_s,
@@ -78,6 +79,7 @@ def embed(
                             show_progress=not quiet, engine=eng, engine_options=eng_opts)
     console.print(result.summary())
     console.print(f"features: {features_dir(work_dir, opts)}")
+    console.print(f"segments: {work_dir / 'embed' / 'segments' / segment_key(opts.segment.model_dump())}")
     if result.failed:
         console.print(f"[yellow]{len(result.failed)} recording(s) failed:[/] see {work_dir / 'errors' / 'embed'}")
     raise typer.Exit(result.exit_code)
