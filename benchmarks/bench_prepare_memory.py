@@ -107,7 +107,7 @@ def main() -> None:
         r["process_wall_s"] = time.perf_counter() - t
         results.append(r)
         dur = r["duration_s"]
-        stages = ", ".join(f"{k} {dur / v:.1f}x RT" for k, v in r["timings_s"].items() if v > 0.05)
+        stages = ", ".join(f"{k} {dur / v:.1f}x RT" for k, v in r["timings_s"].items() if v > 0.05 and k != "assemble")
         print(f"{minutes:6g} min: peak RSS {r['peak_rss_mb']:7.0f} MB (after model load {r['rss_after_load_mb']:.0f} MB); "
               f"{dur / r['wall_s']:.2f}x real time overall; {stages}; {r['words']} words, {r['turns']} turns, "
               f"speakers {r['speakers']}", flush=True)
