@@ -14,7 +14,6 @@ Output layout (CONTRACTS.md):
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -24,7 +24,7 @@ DEFAULT_PIPELINE = "pyannote-community-1"
 
 
 def _load_pipeline(name: str):
-    from ...registry import is_offline, locate, resolve
+    from ...registry import is_offline, resolve
 
     p = Path(name).expanduser()
     if p.exists():
