@@ -144,10 +144,13 @@ def init_local(num_cpus: int | None = None, **init_kwargs: Any) -> None:
     # "no multi-node cluster": Ray then keeps the node address on loopback (driver + children)
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+    # token authentication stays on (Ray's default); only its start-up notice is left out
+    quiet = _log_levels({"ray._private.authentication.authentication_token_setup": logging.ERROR})
     try:
         init_kwargs.setdefault("include_dashboard", False)
         init_kwargs.setdefault("logging_level", logging.WARNING)
-        ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **init_kwargs)
+        with quiet:
+            ray.init(address="local", num_cpus=num_cpus, _node_ip_address="127.0.0.1", **init_kwargs)
     finally:
         ray_constants.ENABLE_RAY_CLUSTER = saved_flag
         if saved_env is None:
@@ -409,22 +412,33 @@ class StageActor:
 
 
 @contextlib.contextmanager
+def _log_levels(levels: Mapping[str, int]) -> Iterator[None]:
+    loggers = {name: logging.getLogger(name) for name in levels}
+    saved = {name: log.level for name, log in loggers.items()}
+    for name, log in loggers.items():
+        log.setLevel(levels[name])
+    try:
+        yield
+    finally:
+        for name, log in loggers.items():
+            log.setLevel(saved[name])
+
+
+@contextlib.contextmanager
 def _data_context() -> Iterator[Any]:
     """Ray Data settings for a run: our own progress bar, failed blocks reported not fatal."""
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
     saved = (ctx.enable_progress_bars, ctx.max_errored_blocks)
-    log = logging.getLogger("ray.data")
-    saved_level = log.level
     ctx.enable_progress_bars = False
     ctx.max_errored_blocks = -1  # a block lost for good is reported as an error row, below
-    log.setLevel(logging.WARNING)
-    try:
-        yield ctx
-    finally:
-        ctx.enable_progress_bars, ctx.max_errored_blocks = saved
-        log.setLevel(saved_level)
+    # Ray Data's INFO lines, and its notice that its own bars are off (ours is on)
+    with _log_levels({"ray.data": logging.WARNING, "ray.data._internal.progress": logging.ERROR}):
+        try:
+            yield ctx
+        finally:
+            ctx.enable_progress_bars, ctx.max_errored_blocks = saved
 
 
 def _done_flags(recordings: Sequence[Recording], stages: Sequence[StageSpec], threads: int) -> list[bool]:
