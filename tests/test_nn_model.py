@@ -86,7 +86,7 @@ def test_top_k_gate_is_sparse_with_load_balancing_term():
     out = m(torch.randn(6, 4, 8), torch.randn(6, 4, 6), torch.ones(6, 4, dtype=torch.bool))
     assert ((out["gate"] > 0).sum(-1) == 2).all()
     assert torch.allclose(out["gate"].sum(-1), torch.ones(6))
-    assert out["aux_loss"].requires_grad and float(out["aux_loss"]) > 0
+    assert out["aux_loss"].requires_grad and float(out["aux_loss"].detach()) > 0
 
 
 def test_model_config_validation():

@@ -8,6 +8,12 @@ from torch import nn
 from .losses import load_balance_loss
 
 
+def _dropout(p: float) -> nn.Module:
+    from .model import Dropout
+
+    return Dropout(p)
+
+
 class MoEClassifier(nn.Module):
     """Dense softmax gate (top_k = 0) or sparse top-k gate with a load-balancing term.
 
@@ -29,8 +35,8 @@ class MoEClassifier(nn.Module):
             for e in range(n_experts):
                 nn.init.kaiming_uniform_(w.data[e].T, a=5 ** 0.5)
         self.act = nn.GELU()
-        self.drop = nn.Dropout(dropout)
-        self.head = nn.Sequential(nn.Linear(expert_hidden, head_hidden), nn.GELU(), nn.Dropout(dropout),
+        self.drop = _dropout(dropout)
+        self.head = nn.Sequential(nn.Linear(expert_hidden, head_hidden), nn.GELU(), _dropout(dropout),
                                   nn.Linear(head_hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -57,8 +63,8 @@ class MLPClassifier(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, *, hidden: int = 32, head_hidden: int = 16, dropout: float = 0.1):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, head_hidden), nn.GELU(), nn.Dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), _dropout(dropout),
+                                 nn.Linear(hidden, head_hidden), nn.GELU(), _dropout(dropout),
                                  nn.Linear(head_hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
