@@ -140,7 +140,7 @@ def init_local(num_cpus: int | None = None, **init_kwargs: Any) -> None:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     saved_env = os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
-    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    saved_flag = getattr(ray_constants, "ENABLE_RAY_CLUSTER", True)  # Ray-internal; 2.60 has it
     # "no multi-node cluster": Ray then keeps the node address on loopback (driver + children)
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
