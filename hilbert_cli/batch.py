@@ -244,7 +244,8 @@ def run_batch(
 
         return run_batch_ray(
             recordings, stage=stage, out_root=out_root, make_process=make_process,
-            is_done=is_done, overwrite=overwrite, **dict(engine_options or {}),
+            is_done=is_done, overwrite=overwrite,
+            **{"show_progress": show_progress, **dict(engine_options or {})},
         )
     if engine != "local":
         raise ConfigError(f"--engine {engine}: expected local or ray")
