@@ -13,11 +13,11 @@ cd "$(dirname "$0")/.."
 VENV=${HILBERT_VENV:-.venv}
 EXTRAS=${HILBERT_EXTRAS:-offline,test,ray}
 EDITABLE=${HILBERT_EDITABLE:-1}
-APT_PACKAGES=(espeak-ng sox ffmpeg)
+APT_PACKAGES=(espeak-ng sox ffmpeg wget)
 t0=$(date +%s)
 
 # System packages: espeak-ng + sox synthesise the demo corpus and test speech; ffmpeg is a
-# convenience for users (decoding itself uses PyAV's bundled FFmpeg).
+# convenience for users (decoding itself uses PyAV's bundled FFmpeg); wget serves KubeRay's health probes.
 if [ "${HILBERT_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null 2>&1; then
   need=()
   for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
