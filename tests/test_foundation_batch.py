@@ -54,15 +54,21 @@ def test_shards_partition_exactly():
             batch.Shard.parse(bad)
 
 
+def _current_umask():
+    import os
+
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
+
 def test_atomic_write_keeps_metadata_and_old_file_on_failure(tmp_path):
     path = tmp_path / "out" / "x.parquet"
     t = pa.table({"a": [1, 2]})
     write_table_atomic(t, path, {"stage": "test", "config_hash": "abc"})
+    assert path.stat().st_mode & 0o777 == 0o666 & ~_current_umask()  # not mkstemp's 0600
     meta = read_metadata(path)
     assert meta["stage"] == "test" and meta["config_hash"] == "abc" and "tool_version" in meta
-
-    class Boom(pa.Table):
-        pass
 
     with pytest.raises(Exception):
         write_table_atomic("not a table", path, {"stage": "bad"})  # type: ignore[arg-type]
