@@ -1,7 +1,7 @@
 """End-to-end `hilbert score` benchmark: peak RSS and x real time per stage vs recording length.
 
     .venv/bin/hilbert demo                      # once: builds demo_out/ with a trained model
-    .venv/bin/python benchmarks/bench_score.py --minutes 10 120 [--model demo_out/run/affect]
+    .venv/bin/python benchmarks/bench_score.py --minutes 10 120 [--demo demo_out] [--model demo_out/demo]
 
 Each length gets a recording made by concatenating the demo corpus's interviews (two
 speakers, real speech) up to that many minutes, written in blocks (never held whole), and is
