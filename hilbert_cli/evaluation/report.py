@@ -352,10 +352,10 @@ def plot_modality(task: str, rows: list[dict], path: Path) -> Optional[Path]:
         ax1.bar(x + (i - 1) * 0.27, v, 0.27, label=lab)
     ax1.set_xticks(x, [r["name"] for r in rows], rotation=15, ha="right", fontsize=8)
     ax1.axhline(50, color="grey", lw=0.8, ls=":")
-    ax1.set_ylim(30, 100)
+    ax1.set_ylim(30, 112)
     ax1.set_ylabel("OOF AUC (%)")
     ax1.set_title(f"{task}: masking check")
-    ax1.legend(fontsize=8)
+    ax1.legend(fontsize=8, ncol=3, loc="upper center")
     gates = [r.get("gate_mean") or [] for r in rows]
     width = max((len(g) for g in gates), default=0)
     if width > 1:
