@@ -14,6 +14,7 @@ Output layout (CONTRACTS.md):
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ import pyarrow as pa
 from .. import batch
 from ..audio import SAMPLE_RATE, probe, stream_chunks
 from ..batch import BatchResult, Recording, Shard
-from ..parquet_io import write_table_atomic
+from ..parquet_io import read_table, write_table_atomic
 from .assign import UNKNOWN, assign_speakers, target_speakers
 from .options import PrepareOptions
 
@@ -152,7 +153,7 @@ class Preparer:
     def diarize(self, rec: Recording) -> "Stage1":
         """Step 1: probe, find a transcript, voice activity + diarization (no ASR).
 
-        The result is small (turns, regions, one float per 32 ms frame) and picklable, so a
+        The result is small (turns, regions, one float per 32 ms frame) and stashed as Parquet, so a
         low-memory run can do step 1 for every recording, free the diarization models, and
         only then load Whisper for step 2 (`finish`)."""
         from .transcripts import find_transcript, read_transcript
@@ -314,7 +315,61 @@ class _Process:
 
 
 def _stash_path(work_dir: Path, recording_id: str) -> Path:
-    return batch.output_path(Path(work_dir), "prepare/.stage1", recording_id, ".pkl")
+    return batch.output_path(Path(work_dir), "prepare/.stage1", recording_id)
+
+
+def _json_default(o):
+    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
+        return o.item()
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def save_stage1(st: Stage1, path: Path) -> None:
+    """Stash step 1's result as Parquet (JSON state + the VAD frame probabilities): a safe
+    format, since a work directory may be handed over; the transcript is re-read by path."""
+    from dataclasses import asdict
+
+    state = {
+        "info": asdict(st.info),
+        "transcript_path": str(st.transcript.path) if st.transcript is not None else None,
+        "duration_s": st.duration_s,
+        "turns": [list(t) for t in st.turns],
+        "speech": [list(r) for r in st.speech],
+        "diar_info": st.diar_info,
+        "models": st.models,
+        "timings": st.timings,
+    }
+    vad = None if st.vad_probs is None else np.asarray(st.vad_probs, dtype=np.float32)
+    table = pa.table(
+        {
+            "state": pa.array([json.dumps(state, default=_json_default)], pa.string()),
+            "vad_probs": pa.array([vad], pa.list_(pa.float32())),
+        }
+    )
+    write_table_atomic(table, path, {"stage": "prepare/stage1"})
+
+
+def load_stage1(path: Path) -> Stage1:
+    from ..audio import AudioInfo
+    from .transcripts import read_transcript
+
+    row = read_table(path).to_pylist()[0]
+    state = json.loads(row["state"])
+    tp = state["transcript_path"]
+    vad = row["vad_probs"]
+    return Stage1(
+        AudioInfo(**state["info"]),
+        read_transcript(Path(tp)) if tp else None,
+        state["duration_s"],
+        [tuple(t) for t in state["turns"]],
+        [tuple(r) for r in state["speech"]],
+        state["diar_info"],
+        None if vad is None else np.asarray(vad, dtype=np.float32),
+        state["models"],
+        state["timings"],
+    )
 
 
 class _Pass1:
@@ -324,16 +379,8 @@ class _Pass1:
         self.preparer, self.work_dir = preparer, Path(work_dir)
 
     def __call__(self, rec: Recording) -> float:
-        import os
-        import pickle
-
         st = self.preparer.diarize(rec)
-        p = _stash_path(self.work_dir, rec.recording_id)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        with open(tmp, "wb") as f:
-            pickle.dump(st, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, p)
+        save_stage1(st, _stash_path(self.work_dir, rec.recording_id))
         return st.duration_s
 
 
@@ -344,12 +391,8 @@ class _Pass2:
         self.preparer, self.work_dir = preparer, Path(work_dir)
 
     def __call__(self, rec: Recording) -> float:
-        import pickle
-
         p = _stash_path(self.work_dir, rec.recording_id)
-        with open(p, "rb") as f:
-            st = pickle.load(f)
-        prepared = self.preparer.finish(rec, st)
+        prepared = self.preparer.finish(rec, load_stage1(p))
         self.preparer.write(prepared, self.work_dir)
         p.unlink(missing_ok=True)
         return prepared.duration_s
