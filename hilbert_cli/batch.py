@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,10 +86,13 @@ class Shard:
 
 
 def _recording_id(path: Path, root: Path) -> str:
+    """The path as the user laid it out, relative to the root: links are not followed, so
+    a symlinked recording keeps its own name (and a dangling link still gets an error row)."""
+    p, r = Path(os.path.abspath(path)), Path(os.path.abspath(root))
     try:
-        rel = path.resolve().relative_to(root.resolve())
+        rel = p.relative_to(r)
     except ValueError:
-        rel = Path(*path.resolve().parts[1:])  # outside the root: the absolute path, minus "/"
+        rel = Path(*p.parts[1:])  # outside the root: the absolute path, minus "/"
     return rel.as_posix()
 
 

@@ -28,6 +28,16 @@ def test_discover_directory(tmp_path):
     assert "not an audio file" in reasons["notes.txt"]
 
 
+def test_discover_keeps_link_names(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (tmp_path / "elsewhere.wav").write_bytes(b"x")
+    (data / "linked.wav").symlink_to(tmp_path / "elsewhere.wav")
+    (data / "dangling.wav").symlink_to(tmp_path / "nowhere.wav")
+    recs, _ = batch.discover(data)
+    assert [r.recording_id for r in recs] == ["dangling.wav", "linked.wav"]
+
+
 def test_discover_list_file_and_single_file(tmp_path):
     _tree(tmp_path)
     lst = tmp_path / "list.txt"

@@ -89,7 +89,6 @@ def prepared(corpus, options, tmp_path_factory):
 
 
 def _bad_ids(recs) -> list[str]:
-    # (batch.discover resolves symlinks: a dangling link's id is its target's name)
     return sorted(r.recording_id for r in recs if r.path.name in BAD)
 
 
