@@ -32,19 +32,9 @@ def register(app: typer.Typer) -> None:
         oof.parquet and PNG plots."""
         from ..errors import ConfigError
         from ..recipes import load_recipe
-        from .train import _q
+        from .train import recipe_overrides
 
-        overrides = list(set_)
-        if features is not None:
-            overrides.append(f"data.features={_q(features)}")
-        if labels is not None:
-            overrides.append(f"data.labels={_q(labels)}")
-        if folds is not None:
-            overrides.append(f"train.n_folds={int(folds)}")
-        if device is not None:
-            overrides.append(f"train.device={_q(device)}")
-        if threads is not None:
-            overrides.append(f"train.threads={int(threads)}")
+        overrides = recipe_overrides(set_, features=features, labels=labels, folds=folds, device=device, threads=threads)
         if n_boot is not None:
             overrides.append(f"compare.stats.n_boot={int(n_boot)}")
         rec = load_recipe(recipe, overrides=overrides, check_files=True)

@@ -8,6 +8,22 @@ from typing import List, Optional
 import typer
 
 
+def recipe_overrides(set_, *, features=None, labels=None, folds=None, device=None, threads=None) -> list[str]:
+    """`--set` overrides plus the shortcut options that train and compare share."""
+    overrides = list(set_)
+    if features is not None:
+        overrides.append(f"data.features={_q(features)}")
+    if labels is not None:
+        overrides.append(f"data.labels={_q(labels)}")
+    if folds is not None:
+        overrides.append(f"train.n_folds={int(folds)}")
+    if device is not None:
+        overrides.append(f"train.device={_q(device)}")
+    if threads is not None:
+        overrides.append(f"train.threads={int(threads)}")
+    return overrides
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
@@ -29,21 +45,11 @@ def register(app: typer.Typer) -> None:
         metrics.parquet, predictions.parquet, report.md, PNG plots and models/<task>/."""
         from ..recipes import load_recipe
 
-        overrides = list(set_)
-        if features is not None:
-            overrides.append(f"data.features={_q(features)}")
-        if labels is not None:
-            overrides.append(f"data.labels={_q(labels)}")
+        overrides = recipe_overrides(set_, features=features, labels=labels, folds=folds, device=device, threads=threads)
         if name is not None:
             overrides.append(f"name={_q(name)}")
         if variants is not None:
             overrides.append("variants=[" + ", ".join(_q(v.strip()) for v in variants.split(",") if v.strip()) + "]")
-        if folds is not None:
-            overrides.append(f"train.n_folds={int(folds)}")
-        if device is not None:
-            overrides.append(f"train.device={_q(device)}")
-        if threads is not None:
-            overrides.append(f"train.threads={int(threads)}")
         rec = load_recipe(recipe, overrides=overrides, check_files=True)
         from ..training.run import train_recipe
 
