@@ -26,25 +26,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ModelUnavailable
+from .encoders import quiet_loading
 
 SAMPLE_RATE = 16_000
-
-
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' load report and progress bars while loading a tower."""
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def _check_dir(path: Path | str) -> Path:
@@ -143,7 +127,7 @@ class ClapAudioEncoder(_ClapBase):
         from transformers import ClapAudioModelWithProjection, ClapFeatureExtractor
 
         try:
-            with _quiet_transformers():
+            with quiet_loading():
                 self.feature_extractor = ClapFeatureExtractor.from_pretrained(str(self.path))
                 self.model = ClapAudioModelWithProjection.from_pretrained(str(self.path))
         except (OSError, ValueError, KeyError) as exc:
@@ -218,7 +202,7 @@ class ClapTextEncoder(_ClapBase):
         from transformers import AutoTokenizer, ClapTextModelWithProjection
 
         try:
-            with _quiet_transformers():
+            with quiet_loading():
                 self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
                 self.model = ClapTextModelWithProjection.from_pretrained(str(self.path))
         except (OSError, ValueError, KeyError, TypeError) as exc:
