@@ -8,6 +8,13 @@ from pathlib import Path
 import pytest
 
 
+def accelerators() -> list[str]:
+    """The GPU devices of this machine ([] on CI): tests parametrised over them run where one exists."""
+    import torch
+
+    return ["cuda"] if torch.cuda.is_available() else []
+
+
 def tiny_model(variant: str = "hilbert", **kw):
     from hilbert_cli.training.config import ModelConfig
 

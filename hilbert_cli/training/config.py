@@ -96,6 +96,11 @@ class TrainConfig(_Strict):
     seed: int = 0
     #: cap on segments per recording (evenly spaced subsample beyond it); None = keep all
     max_segments: Optional[int] = Field(512, ge=1)
+    #: models (CV folds) trained at once as one stacked model (torch.func.vmap); 0 = auto: up to
+    #: 32, fewer when their features and activations would not fit in ~3 GiB (CPU) or a quarter of
+    #: the free GPU memory. Results are deterministic for a given seed and value (it changes
+    #: which dropout draws a fold gets, not what the folds see).
+    parallel_folds: int = Field(0, ge=0)
     #: torch CPU threads (0 = leave torch's default)
     threads: int = Field(0, ge=0)
     device: str = "auto"

@@ -12,7 +12,7 @@ from .config import LossConfig, ModelConfig, TrainConfig
 from .data import FeatureDataset
 from .metrics import macro_auc
 from .splits import inner_split
-from .trainer import FittedModel, fit_model
+from .trainer import FitJob, FittedModel, fit_models
 
 __all__ = ["CVResult", "run_cv"]
 
@@ -64,7 +64,9 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
            diagnostics_fn: Optional[Callable[[FittedModel, FeatureDataset, np.ndarray], dict]] = None) -> CVResult:
     """Train and test one model per fold. splits: (train_idx, test_idx) as dataset positions
     (see task_splits / make_splits). Each training fold is split again (inner_split,
-    stratified and grouped like the outer folds) for early stopping.
+    stratified and grouped like the outer folds) for early stopping. The folds train several
+    at once (fit_models; train_config.parallel_folds), so fold_callback(k, ...) comes in the
+    order folds finish, not in k order.
 
     diagnostics[i] holds best_epoch, epochs_run, seconds, the last training-loss parts,
     the mean MoE gate weight per expert on the test fold, plus diagnostics_fn(model, dataset,
@@ -74,18 +76,24 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
     tc = train_config
     y_all = dataset.labels[task]
     n_classes = len(dataset.class_names[task])
-    idx_all, probs_all, fold_all = [], [], []
-    fold_aucs, n_train, n_val, n_test, diags, models = [], [], [], [], [], []
+    splits = [(np.asarray(tr, np.int64), np.asarray(te, np.int64)) for tr, te in splits]
+    jobs, n_val = [], []
     for k, (tr, te) in enumerate(splits):
-        tr, te = np.asarray(tr, np.int64), np.asarray(te, np.int64)
         if (y_all[te] < 0).any() or (y_all[tr] < 0).any():
             raise ValueError(f"run_cv: split {k} contains recordings without a {task!r} label")
         fit_idx, val_idx = inner_split(tr, y_all, dataset.groups, tc.val_fraction, seed=tc.seed + 7919 * (k + 1))
-        fitted = fit_model(dataset, task, fit_idx, model_config, tc, loss_config, val_idx=val_idx,
-                           seed=tc.seed * 1000 + k, keep_prepared=True)
+        jobs.append(FitJob(fit_idx, val_idx, seed=tc.seed * 1000 + k))
+        n_val.append(len(val_idx))
+    probs_of: dict[int, np.ndarray] = {}
+    aucs: dict[int, float] = {}
+    diags: dict[int, dict] = {}
+    models: dict[int, FittedModel] = {}
+
+    def tested(k: int, fitted: FittedModel) -> None:
+        te = splits[k][1]
         out = fitted.forward(dataset, te)
-        probs = out["probs"]
-        auc = macro_auc(y_all[te], probs)
+        probs_of[k] = out["probs"]
+        aucs[k] = macro_auc(y_all[te], out["probs"])
         last = fitted.history[fitted.best_epoch - 1] if fitted.history else {}
         diag = {"fold": k, "best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
                 "seconds": round(fitted.seconds, 3), "val_ce": last.get("val_ce"),
@@ -93,24 +101,23 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
                 "gate_mean": out["gate"].mean(axis=0).tolist()}
         if diagnostics_fn is not None:
             diag.update(diagnostics_fn(fitted, dataset, te))
-        fitted.release()
-        idx_all.append(te)
-        probs_all.append(probs)
-        fold_all.append(np.full(len(te), k))
-        fold_aucs.append(auc)
-        n_train.append(len(tr))
-        n_val.append(len(val_idx))
-        n_test.append(len(te))
-        diags.append(diag)
+        diags[k] = diag
         if keep_models:
-            models.append(fitted)
+            models[k] = fitted
         if fold_callback is not None:
-            fold_callback(k, {"auc": auc, **diag})
+            fold_callback(k, {"auc": aucs[k], **diag})
+
+    fit_models(dataset, task, jobs, model_config, tc, loss_config, on_fitted=tested)
+    ks = range(len(splits))
+    idx_all = [splits[k][1] for k in ks]
     order = np.argsort(np.concatenate(idx_all)) if idx_all else np.zeros(0, int)
     indices = np.concatenate(idx_all)[order] if idx_all else np.zeros(0, np.int64)
     return CVResult(task=task, variant=model_config.variant, class_names=list(dataset.class_names[task]),
                     indices=indices, y=y_all[indices],
-                    oof_probs=np.concatenate(probs_all)[order] if probs_all else np.zeros((0, n_classes)),
-                    fold_of=np.concatenate(fold_all)[order] if fold_all else np.zeros(0, int),
-                    fold_aucs=fold_aucs, n_train=n_train, n_val=n_val, n_test=n_test, diagnostics=diags,
-                    models=models if keep_models else None, seconds=time.perf_counter() - t0)
+                    oof_probs=np.concatenate([probs_of[k] for k in ks])[order] if idx_all
+                    else np.zeros((0, n_classes)),
+                    fold_of=np.concatenate([np.full(len(splits[k][1]), k) for k in ks])[order] if idx_all
+                    else np.zeros(0, int),
+                    fold_aucs=[aucs[k] for k in ks], n_train=[len(splits[k][0]) for k in ks], n_val=n_val,
+                    n_test=[len(splits[k][1]) for k in ks], diagnostics=[diags[k] for k in ks],
+                    models=[models[k] for k in ks] if keep_models else None, seconds=time.perf_counter() - t0)
