@@ -430,7 +430,8 @@ class Preprocessor:
         mean, scale = t[f"{modality}_mean"].to(x.device), t[f"{modality}_scale"].to(x.device)
         basis = t.get(f"{modality}_basis")
         if basis is not None:
-            return (x - mean) @ (basis.to(x.device) * scale.unsqueeze(1))
+            w = basis.to(x.device) * scale.unsqueeze(1)
+            return x @ w - mean @ w  # = (x - mean) @ w without a centred copy of x
         return (x - mean) * scale
 
     def transform(self, audio: torch.Tensor, text: torch.Tensor, mask: Optional[torch.Tensor] = None):
