@@ -41,6 +41,10 @@ def main() -> None:
     ap.add_argument("--input-pca", type=int, default=None, help="0 = off")
     ap.add_argument("--max-epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--n-heads", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--patience", type=int, default=None)
+    ap.add_argument("--parallel-folds", type=int, default=None, help="models trained at once (0 = auto)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-folds", type=int, default=None,
                     help="run only the first N folds of the k-fold split and extrapolate to k (busy machines)")
@@ -64,13 +68,19 @@ def main() -> None:
         upd["d_model"] = args.d_model
     if args.input_pca is not None:
         upd["input_pca"] = args.input_pca or None
+    if args.n_heads:
+        upd["n_heads"] = args.n_heads
     mc = mc.model_copy(update=upd)
     tc = rec.train.model_copy(update={"n_folds": args.folds, "threads": args.threads,
                                       **({"max_epochs": args.max_epochs} if args.max_epochs else {}),
-                                      **({"batch_size": args.batch_size} if args.batch_size else {})})
+                                      **({"batch_size": args.batch_size} if args.batch_size else {}),
+                                      **({"lr": args.lr} if args.lr else {}),
+                                      **({"patience": args.patience} if args.patience is not None else {}),
+                                      **({"parallel_folds": args.parallel_folds}
+                                         if args.parallel_folds is not None else {})})
     print(f"recipe {args.recipe}: variant {mc.variant}, d_model {mc.d_model}, latent {mc.latent_dim}, "
-          f"input_pca {mc.input_pca}, batch {tc.batch_size}, max_epochs {tc.max_epochs}, patience {tc.patience}, "
-          f"threads {args.threads}", flush=True)
+          f"n_heads {mc.n_heads}, input_pca {mc.input_pca}, batch {tc.batch_size}, lr {tc.lr}, "
+          f"max_epochs {tc.max_epochs}, patience {tc.patience}, parallel_folds {tc.parallel_folds}, threads {args.threads}", flush=True)
     t = time.perf_counter()
     ds = make_synthetic(args.recordings, tasks=[("task", "audio", args.classes)], min_segments=args.segments,
                         max_segments=args.segments, d_audio=args.d_audio, d_text=args.d_text, strength=0.5, seed=0)
