@@ -103,6 +103,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--gpu", action="store_true", help="also run the real-size GPU section (default: when CUDA exists)")
     ap.add_argument("--gpu-segments", type=int, default=512)
+    ap.add_argument("--gpu-only", action="store_true", help="only the GPU section (a machine without the CPU extras)")
     ap.add_argument("--memory", default="", help="comma-separated minutes for the memory check, e.g. 5,60")
     ap.add_argument("--_memory-run", type=float, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -112,6 +113,8 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.gpu_only:
+        return gpu_section(args)
     from tests.fixtures_embed import build_tiny_audio_model, build_tiny_sentence_model
     from hilbert_cli.embed.encoders import load_audio_encoder, load_text_encoder
 
