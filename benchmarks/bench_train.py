@@ -10,7 +10,11 @@ peak RSS.
     .venv/bin/python benchmarks/bench_train.py --d-model 128 --input-pca 0  # other settings
 
 Wall time depends on other load on the machine; CPU time / threads estimates the wall
-time on idle cores.
+time on idle cores. The folds train together as one stacked model (--parallel-folds 1 trains
+them one by one, as before the stacking). On a GPU machine the same command uses CUDA.
+
+Measured (2026-11-23): 2 AMD EPYC cores, recipe defaults: 112 s per 25-fold CV, pooled AUC
+0.734, peak RSS 3.9 GiB; one H100: 32 s (d_model 128, no input_pca: 26 s, AUC 0.804).
 """
 
 from __future__ import annotations
