@@ -89,6 +89,33 @@ def test_load_model_dir_and_predict(run_dir):
         b.predict(np.zeros((3, 31)), np.zeros((3, 24)))
 
 
+def test_model_saved_with_pool_score_biases_still_loads(run_dir, tmp_path):
+    """Models saved before the attention pools lost their (softmax-invariant) score bias load,
+    and predict exactly what they predicted: the bias added one constant to every position."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from hilbert_cli.training import load_model_dir
+
+    old = tmp_path / "old"
+    shutil.copytree(run_dir / "models" / "audio_affect", old)
+    sd = load_file(str(old / "model.safetensors"))
+    for m in "atj":
+        sd[f"model.pool_{m}.score.2.bias"] = torch.tensor([3.7])
+    save_file(sd, str(old / "model.safetensors"))
+    rng = np.random.default_rng(1)
+    a, t = rng.standard_normal((9, 32)), rng.standard_normal((9, 24))
+    p_old = load_model_dir(old).predict(a, t)[0]
+    p_new = load_model_dir(run_dir / "models" / "audio_affect").predict(a, t)[0]
+    np.testing.assert_allclose(p_old.probs, p_new.probs, atol=1e-6)
+    sd["model.pool_a.score.2.weight_extra"] = torch.zeros(1)  # any other unknown key still fails
+    save_file(sd, str(old / "model.safetensors"))
+    with pytest.raises(ConfigError, match="weights do not match"):
+        load_model_dir(old)
+
+
 def test_model_dir_missing_corrupt_incompatible(run_dir, tmp_path):
     import shutil
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,11 +173,21 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
         mc = ModelConfig.model_validate(cfg["model_config"])
         prep = Preprocessor.from_state_dict(sd)
         model = build_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]))
-        model.load_state_dict({k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}, strict=True)
+        weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
+        model.load_state_dict(_drop_legacy_keys(weights), strict=True)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ConfigError(f"{d}: weights do not match the model config ({' '.join(str(exc).split())[:300]})") from exc
     model.to(device).eval()
     return TaskModel(task=cfg["task"], config=cfg, model=model, prep=prep, class_names=list(cfg["class_names"]), path=d)
+
+
+# Models saved before 2026-11-23 gave the attention pools' score layer a bias: a constant added to every
+# position's score, which the softmax over positions ignores: dropped, so those models still load.
+_LEGACY_KEYS = re.compile(r"^pool_[atj]\.score\.2\.bias$")
+
+
+def _drop_legacy_keys(weights: dict) -> dict:
+    return {k: v for k, v in weights.items() if not _LEGACY_KEYS.match(k)}
 
 
 class TrainedBundle:
