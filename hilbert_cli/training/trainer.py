@@ -230,13 +230,6 @@ class _Slot:
         return self.batches is not None and self.step >= len(self.batches)
 
 
-def _stack_params(models: list[torch.nn.Module]) -> tuple[dict, dict]:
-    from torch.func import stack_module_state
-
-    params, buffers = stack_module_state(models)
-    return params, buffers
-
-
 def _make_optimizer(params: dict, tc: TrainConfig) -> torch.optim.Optimizer:
     try:  # fused AdamW: one kernel for all parameters (far less per-step overhead on CPU)
         return torch.optim.AdamW(list(params.values()), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
@@ -281,7 +274,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
     forward/backward: every step advances each of them by one mini-batch of its own recordings,
     with its own class weights, gradient clipping and early stopping. Compute per model is what
     it would be alone; the per-operation overhead is shared, which on 2 CPU cores makes a
-    25-fold CV about twice as fast, and far more on a GPU. A model that stops early leaves the
+    25-fold CV 1.7x (waves of 8) to 3x (one stack) faster, and far more on a GPU. A model that stops early leaves the
     stack. The models never see each other's data: a test trains the same folds alone and
     together and gets the same weights.
 
@@ -290,7 +283,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
     (fitted.forward is fast then); they are released after the call. Returns the FittedModels
     in job order. Deterministic for a given seed and train_config.parallel_folds.
     """
-    from torch.func import functional_call, vmap
+    from torch.func import functional_call, stack_module_state, vmap
 
     mc, tc = model_config, train_config
     lc = loss_config or LossConfig()
@@ -324,7 +317,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             torch.manual_seed(j.seed)
             models.append(build_model(mc, prep.d_audio, prep.d_text, n_classes).to(device))
         base = copy.deepcopy(models[0]).to("meta")
-        params, buffers = _stack_params(models)
+        params, buffers = stack_module_state(models)
         del models
         opt = _make_optimizer(params, tc)
         torch.manual_seed(slots[0].job.seed)  # the wave's dropout stream
