@@ -133,3 +133,18 @@ def test_cv_learns_on_the_gpu_with_autocast(device):
     r = run_cv(ds, "audio", tiny_model("hilbert"), tiny_train(device=device, amp=True), splits)
     assert r.auc > 0.75, r.fold_aucs
     assert np.allclose(r.oof_probs.sum(1), 1.0, atol=1e-4)
+
+
+def test_run_cv_reports_every_epoch_of_every_fold(data):
+    """Folds of a stack finish together at the end: progress comes per epoch, in order per fold."""
+    from hilbert_cli.training.cv import run_cv
+    from hilbert_cli.training.splits import task_splits
+
+    seen: dict[int, list[int]] = {}
+    splits = task_splits(data, "y", n_folds=3, seed=0)
+    with torch_threads(1):
+        r = run_cv(data, "y", tiny_model("hilbert"), tiny_train(max_epochs=6, min_epochs=2, patience=2), splits,
+                   epoch_callback=lambda k, rec: seen.setdefault(k, []).append(rec["epoch"]))
+    assert sorted(seen) == [0, 1, 2]
+    for k, d in enumerate(r.diagnostics):
+        assert seen[k] == list(range(1, d["epochs_run"] + 1))

@@ -61,12 +61,14 @@ class CVResult:
 def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_config: TrainConfig,
            splits: Sequence[tuple[np.ndarray, np.ndarray]], loss_config: Optional[LossConfig] = None, *,
            keep_models: bool = False, fold_callback: Optional[Callable[[int, dict], None]] = None,
+           epoch_callback: Optional[Callable[[int, dict], None]] = None,
            diagnostics_fn: Optional[Callable[[FittedModel, FeatureDataset, np.ndarray], dict]] = None) -> CVResult:
     """Train and test one model per fold. splits: (train_idx, test_idx) as dataset positions
     (see task_splits / make_splits). Each training fold is split again (inner_split,
     stratified and grouped like the outer folds) for early stopping. The folds train several
     at once (fit_models; train_config.parallel_folds), so fold_callback(k, ...) comes in the
-    order folds finish, not in k order.
+    order folds finish, not in k order; epoch_callback(k, history record) after every epoch of
+    every fold (progress while a stack of folds trains).
 
     diagnostics[i] holds best_epoch, epochs_run, seconds, the last training-loss parts,
     the mean MoE gate weight per expert on the test fold, plus diagnostics_fn(model, dataset,
@@ -107,7 +109,7 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
         if fold_callback is not None:
             fold_callback(k, {"auc": aucs[k], **diag})
 
-    fit_models(dataset, task, jobs, model_config, tc, loss_config, on_fitted=tested)
+    fit_models(dataset, task, jobs, model_config, tc, loss_config, on_fitted=tested, on_epoch=epoch_callback)
     ks = range(len(splits))
     idx_all = [splits[k][1] for k in ks]
     order = np.argsort(np.concatenate(idx_all)) if idx_all else np.zeros(0, int)

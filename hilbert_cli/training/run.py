@@ -161,8 +161,12 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                     if prog is not None:
                         prog.update(bar, advance=1, status=f"{_t}/{_v} fold {k + 1}: AUC {d['auc']:.3f}")
 
+                def ecb(k, rec, _t=t, _v=v):
+                    if prog is not None:
+                        prog.update(bar, status=f"{_t}/{_v} fold {k + 1} epoch {rec['epoch']}")
+
                 r = run_cv(ds, t, recipe.model_config_for(v), tc, splits_by_task[t], recipe.loss, fold_callback=cb,
-                           diagnostics_fn=_diagnostics_fn(t) if tc.diagnostics else None)
+                           epoch_callback=ecb, diagnostics_fn=_diagnostics_fn(t) if tc.diagnostics else None)
                 results.append(r)
                 info(f"  {t:<16} {v:<16} AUC {100 * r.auc_mean:6.2f} ± {100 * r.auc_std:5.2f} "
                      f"(pooled {100 * r.auc:6.2f}, {len(r.fold_aucs)} folds, {r.seconds:.1f} s)")
