@@ -328,8 +328,9 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
 
         vloss = vmap(loss_fn, randomness="different")
 
-        def one_model(k: int):
-            return {n: v[k] for n, v in params.items()}, {n: v[k] for n, v in buffers.items()}
+        def state_of(k: int) -> dict:
+            """A copy of model k's state dict (parameters and buffers) out of the stack."""
+            return {n: v[k].detach().clone() for d in (params, buffers) for n, v in d.items()}
 
         while slots:
             base.train()
@@ -367,7 +368,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
                     key = (round(rec["val_auc"], 4) if use_auc else 0.0, -round(rec["val_ce"], 4))
                     if s.best_key is None or key > s.best_key:
                         s.best_key, s.best_epoch, s.bad = key, s.epoch, 0
-                        s.best_state = {n: v.detach().clone() for d in one_model(k) for n, v in d.items()}
+                        s.best_state = state_of(k)
                     else:
                         s.bad += 1
                 s.history.append(rec)
@@ -380,8 +381,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
                 continue
             for k in finished:
                 s = slots[k]
-                state = s.best_state if (s.early and s.best_state is not None) else \
-                    {n: v.detach().clone() for d in one_model(k) for n, v in d.items()}
+                state = s.best_state if (s.early and s.best_state is not None) else state_of(k)
                 fitted = _fitted_from_state(state, s, mc, lc, names, device, time.perf_counter() - t0)
                 if on_fitted is not None:
                     on_fitted(s.job_index, fitted)
