@@ -4,6 +4,12 @@ Nothing here holds a whole recording: `stream_chunks` yields bounded chunks, and
 `iter_spans` cuts (possibly overlapping) time spans out of one streaming pass, keeping only
 the samples that a pending span still needs. Sample positions are counted from the first
 decoded sample, so chunk edges neither lose nor duplicate a sample.
+
+Every channel layout is downmixed to the plain mean of its channels (level-preserving: the
+same speech in every channel decodes as the mono file does, and the mean of samples within
+±1 stays within ±1), and DC offset and sub-audio rumble are removed by a streaming high-pass
+(`HIGHPASS_HZ`) before any stage sees the audio. Both act on the decoded sample stream, never
+on chunks, so the output does not depend on `chunk_s`.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import numpy as np
 from .errors import InputError
 
 SAMPLE_RATE = 16_000
+#: cut-off of the high-pass that removes DC offset before VAD and features (speech starts
+#: near 70 Hz; a DC offset of a microphone or an ADC otherwise shifts VAD and embeddings)
+HIGHPASS_HZ = 20.0
 
 
 @dataclass(frozen=True)
@@ -74,41 +83,71 @@ def probe(path: str | Path) -> AudioInfo:
         container.close()
 
 
-def _decoded_blocks(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
-    """Resampled mono float32 blocks, as FFmpeg hands them over (a few ms each)."""
+class _HighPass:
+    """Streaming 2nd-order Butterworth high-pass (scipy sosfilt, state carried across blocks).
+
+    The state starts as if the signal had stood at its first block's mean forever, so a
+    constant offset is removed from the first sample on, with no settling transient. Blocks
+    are FFmpeg's, so the output depends on the sample stream only, not on how callers chunk it.
+    """
+
+    def __init__(self, sample_rate: int, cutoff_hz: float = HIGHPASS_HZ):
+        from scipy.signal import butter, sosfilt_zi
+
+        self._sos = butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
+        self._zi_unit = sosfilt_zi(self._sos)
+        self._zi: np.ndarray | None = None
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        from scipy.signal import sosfilt
+
+        if not x.size:
+            return x
+        if self._zi is None:
+            self._zi = self._zi_unit * float(np.mean(x, dtype=np.float64))
+        y, self._zi = sosfilt(self._sos, x.astype(np.float64), zi=self._zi)
+        return y.astype(np.float32)
+
+
+def _channel_mean(out) -> np.ndarray:
+    """A packed float frame of any layout -> its per-sample channel mean (mono float32)."""
+    x = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+    n = out.layout.nb_channels
+    return x if n == 1 else x.reshape(-1, n).mean(axis=1, dtype=np.float32)
+
+
+def _decoded_blocks(path: str | Path, sample_rate: int, highpass_hz: float | None) -> Iterator[np.ndarray]:
+    """Resampled, downmixed, high-passed mono float32 blocks, as FFmpeg hands them over.
+
+    FFmpeg resamples every channel as it is (layout unchanged) and the channels are averaged
+    here: FFmpeg's own downmix to mono is not normalised (a 6-channel file of the same speech
+    came out 3.4x louder, beyond ±1) and drops channels it deems LFE. highpass_hz None: no
+    high-pass (the raw decode, for fidelity checks).
+    """
     import av
 
     container = _open(path)
     try:
         stream = container.streams.audio[0]
         resampler = None
-        stereo = False
-
-        def convert(out) -> np.ndarray:
-            x = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-            # stereo: the mean of the two channels (FFmpeg's own stereo->mono matrix sums them
-            # at -3 dB each, which raises the level and can exceed 1.0)
-            return x.reshape(-1, 2).mean(axis=1, dtype=np.float32) if stereo else x
-
+        highpass = _HighPass(sample_rate, highpass_hz) if highpass_hz else (lambda x: x)
         try:
             for frame in container.decode(stream):
-                if resampler is None:
-                    # decided on the first frame: two channels are averaged here, any other
-                    # layout is downmixed by FFmpeg (layout-aware: 5.1 keeps its centre channel)
-                    stereo = frame.layout.nb_channels == 2
-                    resampler = av.AudioResampler(format="flt", layout="stereo" if stereo else "mono", rate=sample_rate)
+                if resampler is None:  # decided on the first frame
+                    resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=sample_rate)
                 for out in resampler.resample(frame):
-                    yield convert(out)
+                    yield highpass(_channel_mean(out))
             if resampler is not None:
                 for out in resampler.resample(None):
-                    yield convert(out)
+                    yield highpass(_channel_mean(out))
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: audio data is corrupt or truncated ({' '.join(str(exc).split())[:200]})") from exc
     finally:
         container.close()
 
 
-def stream_chunks(path: str | Path, chunk_s: float = 30.0, sample_rate: int = SAMPLE_RATE) -> Iterator[Chunk]:
+def stream_chunks(path: str | Path, chunk_s: float = 30.0, sample_rate: int = SAMPLE_RATE, *,
+                  highpass_hz: float | None = HIGHPASS_HZ) -> Iterator[Chunk]:
     """Yield consecutive chunks of exactly `chunk_s` seconds (the last may be shorter).
 
     Raises InputError when the file decodes to no samples at all.
@@ -117,7 +156,7 @@ def stream_chunks(path: str | Path, chunk_s: float = 30.0, sample_rate: int = SA
     buf = np.empty(size, dtype=np.float32)
     fill = 0
     pos = 0
-    for block in _decoded_blocks(path, sample_rate):
+    for block in _decoded_blocks(path, sample_rate, highpass_hz):
         while block.size:
             take = min(size - fill, block.size)
             buf[fill : fill + take] = block[:take]
@@ -134,9 +173,9 @@ def stream_chunks(path: str | Path, chunk_s: float = 30.0, sample_rate: int = SA
         raise InputError(f"{path}: contains no audio samples (zero-length)")
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, *, highpass_hz: float | None = HIGHPASS_HZ) -> np.ndarray:
     """Whole recording in memory: for short clips and tests only; stages use the streaming API."""
-    return np.concatenate([c.samples for c in stream_chunks(path, 60.0, sample_rate)])
+    return np.concatenate([c.samples for c in stream_chunks(path, 60.0, sample_rate, highpass_hz=highpass_hz)])
 
 
 def iter_spans(
@@ -144,6 +183,8 @@ def iter_spans(
     spans: Sequence[tuple[float, float]],
     sample_rate: int = SAMPLE_RATE,
     chunk_s: float = 10.0,
+    *,
+    highpass_hz: float | None = HIGHPASS_HZ,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (index, samples) for each (start_s, end_s) span, in order of end time.
 
@@ -161,7 +202,7 @@ def iter_spans(
     pending_starts = sorted(bounds[i][0] for i in order)
     import bisect
 
-    for chunk in stream_chunks(path, chunk_s, sample_rate):
+    for chunk in stream_chunks(path, chunk_s, sample_rate, highpass_hz=highpass_hz):
         buf = np.concatenate([buf, chunk.samples]) if buf.size else chunk.samples
         buf_end = buf_start + buf.size
         while k < len(order) and bounds[order[k]][1] <= buf_end:
