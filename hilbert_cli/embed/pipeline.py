@@ -28,6 +28,7 @@ from ..batch import BatchResult, Recording, Shard, is_complete, options_hash, ou
 from ..errors import InputError
 from ..parquet_io import read_metadata, read_table, write_table_atomic
 from . import cache
+from .doc_stats import document_stats
 from .options import EmbedOptions
 
 STAGE = "embed"
@@ -230,6 +231,7 @@ class Embedder:
             "segments_source_hash": seg_source,
             "segmentation": self.segmenter.provenance(),
             "prepare": prepare_meta,
+            "doc_stats": document_stats(words, n).to_dict(),  # docs/CONTRACTS.md "Document statistics"
         }
         return EmbeddedRecording(segments, features, metadata, computed)
 

@@ -9,7 +9,8 @@ change any output: attention ignores padded keys and pooling ignores padded posi
     joint: cross-attention audio->text and text->audio, concatenated along the sequence,
            Linear(d, d) -> self-attention blocks -> attention pooling -> h_j
     shared projector g: z_m = g(h_m), m in {a, t, j}
-    classifier on concat(h_a, h_t, h_j): MoE (8 experts 32-32, head 32-16-C) or MLP
+    classifier on concat(h_a, h_t, h_j[, doc]): MoE (8 experts 32-32, head 32-16-C) or MLP;
+    doc = the recording's standardised document statistics when config.doc_stats (d_doc > 0)
 
 Variants ``transfer`` / ``transfer_moe`` replace the attention encoders by masked mean
 pooling of the frozen features followed by a per-modality projection; h_j is a projection
@@ -166,10 +167,10 @@ class SequenceEncoder(nn.Module):
 class HilbertModel(nn.Module):
     """One model per task. See the module docstring for the architecture."""
 
-    def __init__(self, config: ModelConfig, d_audio: int, d_text: int, n_classes: int):
+    def __init__(self, config: ModelConfig, d_audio: int, d_text: int, n_classes: int, d_doc: int = 0):
         super().__init__()
         self.config = config
-        self.d_audio, self.d_text, self.n_classes = d_audio, d_text, n_classes
+        self.d_audio, self.d_text, self.n_classes, self.d_doc = d_audio, d_text, n_classes, int(d_doc)
         c = config
         d = c.d_model
         self.pooled = c.variant in ("transfer", "transfer_moe")
@@ -189,20 +190,22 @@ class HilbertModel(nn.Module):
             self.pool_j = AttentionPool(d)
         self.projector = nn.Sequential(nn.Linear(d, d), nn.GELU(), nn.Linear(d, c.latent_dim))
         if c.variant == "transfer":
-            self.classifier = MLPClassifier(3 * d, n_classes, hidden=c.expert_hidden, head_hidden=c.head_hidden,
+            self.classifier = MLPClassifier(3 * d + self.d_doc, n_classes, hidden=c.expert_hidden, head_hidden=c.head_hidden,
                                             dropout=c.dropout)
         else:
-            self.classifier = MoEClassifier(3 * d, n_classes, n_experts=c.n_experts, expert_hidden=c.expert_hidden,
+            self.classifier = MoEClassifier(3 * d + self.d_doc, n_classes, n_experts=c.n_experts, expert_hidden=c.expert_hidden,
                                             head_hidden=c.head_hidden, top_k=c.top_k, dropout=c.dropout)
 
     def forward(self, audio: torch.Tensor, text: torch.Tensor, mask: torch.Tensor,
-                text_mask: Optional[torch.Tensor] = None, *, drop_modality: Optional[str] = None) -> dict:
+                text_mask: Optional[torch.Tensor] = None, *, doc: Optional[torch.Tensor] = None,
+                drop_modality: Optional[str] = None) -> dict:
         """audio [B, L, d_a], text [B, L_t, d_t], mask [B, L] (True = segment), text_mask [B, L_t]
-        (defaults to mask).
+        (defaults to mask), doc [B, d_doc] (standardised document statistics; needed when d_doc > 0).
 
         drop_modality="audio" | "text" masks one modality at evaluation time: its inputs are
-        replaced by zeros (= the training-fold mean after standardisation), so only the other
-        modality carries information (the audio-only / text-only check).
+        replaced by zeros (= the training-fold mean after standardisation), and so are the
+        document statistics, so only the other modality carries information (the audio-only /
+        text-only check).
 
         Returns a dict: logits [B, C], h_a h_t h_j [B, d], z_a z_t z_j [B, latent], gate [B, E]
         (MoE gate weights; ones [B, 1] for the MLP head), aux_loss (load balancing, scalar),
@@ -210,6 +213,8 @@ class HilbertModel(nn.Module):
         """
         a_mask = _fix_mask(mask)
         t_mask = _fix_mask(text_mask if text_mask is not None else mask)
+        if drop_modality in ("audio", "text") and doc is not None:
+            doc = torch.zeros_like(doc)  # timing statistics are neither modality: out of one-modality checks
         if drop_modality == "audio":
             audio = torch.zeros_like(audio)
         elif drop_modality == "text":
@@ -236,10 +241,16 @@ class HilbertModel(nn.Module):
             h_j, w_j = self.pool_j(xj, j_mask)
             out.update(attn_a=w_a, attn_t=w_t, attn_j=w_j)
         z = self.projector(torch.stack([h_a, h_t, h_j], dim=0))
-        logits, gate, aux = self.classifier(torch.cat([h_a, h_t, h_j], dim=-1))
+        pooled = [h_a, h_t, h_j]
+        if self.d_doc:
+            if doc is None or doc.shape[-1] != self.d_doc:
+                raise ValueError(f"this model takes {self.d_doc} document statistics per recording "
+                                 f"(got {None if doc is None else doc.shape[-1]})")
+            pooled.append(doc.to(h_a.dtype))
+        logits, gate, aux = self.classifier(torch.cat(pooled, dim=-1))
         out.update(logits=logits, h_a=h_a, h_t=h_t, h_j=h_j, z_a=z[0], z_t=z[1], z_j=z[2], gate=gate, aux_loss=aux)
         return out
 
 
-def build_model(config: ModelConfig, d_audio: int, d_text: int, n_classes: int) -> HilbertModel:
-    return HilbertModel(config, d_audio, d_text, n_classes)
+def build_model(config: ModelConfig, d_audio: int, d_text: int, n_classes: int, d_doc: int = 0) -> HilbertModel:
+    return HilbertModel(config, d_audio, d_text, n_classes, d_doc)

@@ -44,6 +44,7 @@ from ..batch import (
     run_batch,
     select_shard,
 )
+from ..embed.doc_stats import document_stats
 from ..errors import ConfigError, HilbertError, InputError, one_line
 from ..parquet_io import read_metadata, write_table_atomic
 from .schema import EMBEDDING_KEYS, prob_column, rows_to_table, scores_schema
@@ -226,7 +227,8 @@ class ScoreWorker:
                 raise NoSpeech("no speech segments for the target speaker: nothing to score")
             t = self._tick("embed", t)
             stage = "model"
-            preds = self.bundle.predict(audio_emb, text_emb)
+            # the same statistics embed records in the features file (a model trained with them needs them)
+            preds = self.bundle.predict(audio_emb, text_emb, doc_stats=document_stats(words, len(audio_emb)))
             self._tick("model", t)
             rows = self._rows(rec, preds, len(audio_emb), duration)
         except (KeyboardInterrupt, SystemExit):

@@ -172,7 +172,7 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
     try:
         mc = ModelConfig.model_validate(cfg["model_config"])
         prep = Preprocessor.from_state_dict(sd)
-        model = build_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]))
+        model = build_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]), prep.d_doc)
         weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
         model.load_state_dict(_drop_legacy_keys(weights), strict=True)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
@@ -217,11 +217,20 @@ class TrainedBundle:
     def d_text(self) -> int:
         return int(next(iter(self.models.values())).config["d_text"])
 
-    def predict(self, audio_emb: np.ndarray, text_emb: np.ndarray, tasks: Optional[list[str]] = None) -> list[TaskPrediction]:
+    @property
+    def needs_doc_stats(self) -> bool:
+        """True when a task model takes document statistics (predict needs doc_stats=)."""
+        return any(m.prep.d_doc for m in self.models.values())
+
+    def predict(self, audio_emb: np.ndarray, text_emb: np.ndarray, tasks: Optional[list[str]] = None,
+                doc_stats=None) -> list[TaskPrediction]:
         """One recording: audio_emb [n, d_a], text_emb [n, d_t] (segment order) -> one TaskPrediction
         per task. More than the model's max_segments are evenly subsampled, as in training; a
-        recording with no segment is scored from one all-mean segment (an uninformed prediction)."""
+        recording with no segment is scored from one all-mean segment (an uninformed prediction).
+        doc_stats: the recording's embed.doc_stats.DocStats, for models trained with them."""
         import torch
+
+        from ..embed.doc_stats import feature_vector
 
         from .data import subsample_positions
 
@@ -246,9 +255,14 @@ class TrainedBundle:
                 xa = torch.from_numpy(a[keep])[None]
                 xt = torch.from_numpy(t[keep])[None]
                 mask = torch.ones(1, len(keep), dtype=torch.bool)
+            doc = None
+            if tm.prep.d_doc:
+                if doc_stats is None:
+                    raise ValueError(f"predict: task {task!r} was trained with document statistics; pass doc_stats=")
+                doc = tm.prep.transform_doc(torch.from_numpy(feature_vector(doc_stats))[None], 1).to(self.device)
             with torch.no_grad():
                 pa, pt = tm.prep.transform(xa, xt, mask)
-                res = tm.model(pa.to(self.device), pt.to(self.device), mask.to(self.device))
+                res = tm.model(pa.to(self.device), pt.to(self.device), mask.to(self.device), doc=doc)
             probs = torch.softmax(res["logits"].float(), dim=-1)[0].cpu().numpy()
             emb = {k: res[k][0].float().cpu().numpy() for k in ("z_a", "z_t", "z_j", "h_a", "h_t", "h_j")}
             out.append(TaskPrediction(task=task, class_names=list(tm.class_names), probs=probs,

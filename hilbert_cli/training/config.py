@@ -46,6 +46,10 @@ class ModelConfig(_Strict):
     #: project each modality onto its top-k principal components fitted on the training fold
     #: (speed knob for wide backbones; None = feed the full d_a / d_t to the learnt projection)
     input_pca: Optional[int] = Field(None, ge=2)
+    #: document statistics (speaking time, rate, pauses, turns: hilbert_cli/embed/doc_stats.py),
+    #: standardised on the training fold, as a side input concatenated to h_a, h_t, h_j before
+    #: the classifier (every variant)
+    doc_stats: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

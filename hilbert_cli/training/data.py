@@ -160,6 +160,8 @@ class FeatureDataset:
     class_names: dict[str, list[str]] = field(default_factory=dict)
     groups: Optional[np.ndarray] = None
     features_metadata: dict = field(default_factory=dict)
+    #: document statistics [N, k] (embed/doc_stats.py feature_vector), None when the features carry none
+    doc: Optional[torch.Tensor] = None
     _stats: dict = field(default_factory=dict, repr=False)
 
     # ---- shape helpers ---------------------------------------------------------------------
@@ -200,7 +202,8 @@ class FeatureDataset:
     def from_arrays(cls, recording_ids: Sequence[str], audio: Sequence[np.ndarray], text: Sequence[np.ndarray],
                     labels: Optional[Mapping[str, Sequence]] = None, *, groups: Optional[Sequence] = None,
                     class_names: Optional[Mapping[str, Sequence[str]]] = None, max_segments: Optional[int] = None,
-                    features_metadata: Optional[dict] = None) -> "FeatureDataset":
+                    features_metadata: Optional[dict] = None,
+                    doc: Optional[np.ndarray] = None) -> "FeatureDataset":
         """Pad per-recording arrays ([n_i, d_a], [n_i, d_t]) into one dataset.
 
         labels[task]: per-recording values (None / -1 = unlabelled). Integer values are class
@@ -226,7 +229,8 @@ class FeatureDataset:
             M[i, : len(k)] = True
         ds = cls(list(map(str, recording_ids)), torch.from_numpy(A), torch.from_numpy(T), torch.from_numpy(M),
                  groups=None if groups is None else np.asarray([str(g) for g in groups]),
-                 features_metadata=dict(features_metadata or {}))
+                 features_metadata=dict(features_metadata or {}),
+                 doc=None if doc is None else torch.as_tensor(np.asarray(doc, np.float32)).reshape(n, -1))
         for task, values in (labels or {}).items():
             ds.set_labels(task, list(values), (class_names or {}).get(task))
         return ds
@@ -308,7 +312,8 @@ class FeatureDataset:
                     g = label_cols[group_column][row_of[r]] if r in row_of else None
                     groups.append(r if g is None or str(g).strip() == "" else str(g))
         ds = cls.from_arrays(rec_ids, a_list, t_list, None, groups=groups, max_segments=max_segments,
-                             features_metadata=generic_features_metadata(meta))
+                             features_metadata=generic_features_metadata(meta),
+                             doc=load_doc_stats(features, rec_ids))
         for t, vals in lab_values.items():
             ds.set_labels(t, vals, (class_names or {}).get(t))
         return ds
@@ -354,7 +359,8 @@ class FeatureDataset:
         t = torch.as_tensor(np.asarray(idx, np.int64))
         return FeatureDataset([self.recording_ids[i] for i in t.tolist()], self.audio[t], self.text[t], self.mask[t],
                               {k: v[t.numpy()] for k, v in self.labels.items()}, dict(self.class_names),
-                              None if self.groups is None else self.groups[t.numpy()], dict(self.features_metadata))
+                              None if self.groups is None else self.groups[t.numpy()], dict(self.features_metadata),
+                              None if self.doc is None else self.doc[t])
 
 
 def top_eigenvectors(cov: torch.Tensor, k: int, n_iter: int = 5, seed: int = 0) -> torch.Tensor:
@@ -376,9 +382,30 @@ def top_eigenvectors(cov: torch.Tensor, k: int, n_iter: int = 5, seed: int = 0) 
     return vecs * torch.where(signs == 0, torch.ones_like(signs), signs)
 
 
+def load_doc_stats(features: str | Path, recording_ids: Sequence[str]) -> Optional[np.ndarray]:
+    """[N, k] document-statistics vectors in recording_ids order, from each features file's
+    metadata (``doc_stats``, written by `hilbert embed`); None unless every recording has them."""
+    from ..embed.doc_stats import DocStats, feature_vector
+    from ..parquet_io import read_metadata
+
+    path = Path(features)
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    found: dict[str, np.ndarray] = {}
+    for f in files:
+        meta = read_metadata(f)
+        rid, raw = meta.get("recording_id"), meta.get("doc_stats")
+        if rid is None or not isinstance(raw, dict):
+            return None  # a hand-made or older features set: no per-recording statistics
+        found[str(rid)] = feature_vector(DocStats.from_dict(raw))
+    if any(r not in found for r in recording_ids):
+        return None
+    return np.stack([found[r] for r in recording_ids]) if len(recording_ids) else None
+
+
 def generic_features_metadata(meta: dict) -> dict:
     """A features file's metadata without what is specific to its one recording."""
-    per_rec = {"recording_id", "duration_s", "n_segments", "segments_source_hash", "source_path", "input"}
+    per_rec = {"recording_id", "duration_s", "n_segments", "segments_source_hash", "source_path", "input",
+               "doc_stats"}
     out = {k: v for k, v in (meta or {}).items() if k not in per_rec}
     if isinstance(out.get("prepare"), dict):
         out["prepare"] = {k: v for k, v in out["prepare"].items() if k not in per_rec}
@@ -405,11 +432,25 @@ class Preprocessor:
         t = self.tensors
         return int(t["text_basis"].shape[1]) if "text_basis" in t else int(t["text_mean"].shape[0])
 
+    @property
+    def d_doc(self) -> int:
+        """Width of the document-statistics side input (0: none fitted)."""
+        return int(self.tensors["doc_mean"].shape[0]) if "doc_mean" in self.tensors else 0
+
     @classmethod
     def fit(cls, ds: FeatureDataset, idx: np.ndarray, *, standardize: bool = True,
-            pca: Optional[int] = None) -> "Preprocessor":
+            pca: Optional[int] = None, doc_stats: bool = False) -> "Preprocessor":
+        """doc_stats: also standardise the dataset's document statistics (an InputError when it has none)."""
         idx = np.asarray(idx, np.int64)
         out: dict[str, torch.Tensor] = {}
+        if doc_stats:
+            if ds.doc is None:
+                raise InputError("[model] doc_stats = true, but the features carry no document statistics "
+                                 "(made by an older `hilbert embed`, or by hand): re-run `hilbert embed`, "
+                                 "or set doc_stats = false")
+            d = ds.doc[torch.as_tensor(idx)].double()
+            out["doc_mean"] = d.mean(0).float()
+            out["doc_scale"] = (1.0 / d.std(0, unbiased=False).clamp_min(1e-6)).float()
         for m in ("audio", "text"):
             s, ss, cnt = ds._rec_stats(m)
             n = cnt[idx].sum().clamp_min(1.0)
@@ -433,6 +474,13 @@ class Preprocessor:
             w = basis.to(x.device) * scale.unsqueeze(1)
             return x @ w - mean @ w  # = (x - mean) @ w without a centred copy of x
         return (x - mean) * scale
+
+    def transform_doc(self, doc: Optional[torch.Tensor], n: int) -> torch.Tensor:
+        """Standardised document statistics [n, d_doc] ([n, 0] when this model takes none)."""
+        if not self.d_doc:
+            return torch.zeros((n, 0), dtype=torch.float32)
+        t = self.tensors
+        return ((doc.float() - t["doc_mean"]) * t["doc_scale"]).contiguous()
 
     def transform(self, audio: torch.Tensor, text: torch.Tensor, mask: Optional[torch.Tensor] = None):
         a = self.transform_one("audio", audio)

@@ -78,18 +78,21 @@ class _Prepared:
     text: torch.Tensor
     mask: torch.Tensor
     lengths: np.ndarray
+    doc: torch.Tensor  # [N, d_doc], d_doc = 0 when the model takes no document statistics
 
     def batch(self, idx: np.ndarray, device: str, lb: Optional[int] = None):
+        """(audio, text, mask, doc) of recordings idx, trimmed to lb segments."""
         t = torch.as_tensor(idx, dtype=torch.long, device=self.audio.device)
         lb = lb or max(1, int(self.lengths[idx].max()))
         return (self.audio[t, :lb].to(device, non_blocking=True), self.text[t, :lb].to(device, non_blocking=True),
-                self.mask[t, :lb].to(device, non_blocking=True))
+                self.mask[t, :lb].to(device, non_blocking=True), self.doc[t].to(device, non_blocking=True))
 
 
 def _prepare(dataset: FeatureDataset, prep: Preprocessor, device: str) -> _Prepared:
     a, t = prep.transform(dataset.audio, dataset.text, dataset.mask)
     store = device if device.startswith("cuda") else "cpu"
-    return _Prepared(a.to(store), t.to(store), dataset.mask.to(store), dataset.lengths)
+    doc = prep.transform_doc(dataset.doc, dataset.n)
+    return _Prepared(a.to(store), t.to(store), dataset.mask.to(store), dataset.lengths, doc.to(store))
 
 
 @dataclass
@@ -119,9 +122,9 @@ class FittedModel:
         amp = autocast_dtype(self.device)
         with torch.no_grad():
             for s in range(0, len(idx), batch_size):
-                a, t, m = prepared.batch(idx[s:s + batch_size], self.device)
+                a, t, m, d = prepared.batch(idx[s:s + batch_size], self.device)
                 with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
-                    out = self.model(a, t, m, drop_modality=drop_modality)
+                    out = self.model(a, t, m, doc=d, drop_modality=drop_modality)
                 for k in OUTPUT_KEYS:
                     chunks[k].append(out[k].float().cpu())
         res = {k: (torch.cat(v).numpy() if v else np.zeros((0, 0), np.float32)) for k, v in chunks.items()}
@@ -308,22 +311,22 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
         for i in wave:
             j = jobs[i]
             prep = Preprocessor.fit(dataset, np.union1d(j.train_idx, j.val_idx), standardize=mc.standardize,
-                                    pca=mc.input_pca)
+                                    pca=mc.input_pca, doc_stats=mc.doc_stats)
             weights = (class_weights(y_all[j.train_idx], n_classes) if lc.class_weighted
                        else torch.ones(n_classes)).to(device)
             early = j.n_epochs is None and len(j.val_idx) > 0
             slots.append(_Slot(i, j, prep, _prepare(dataset, prep, device), weights, np.random.default_rng(j.seed),
                                epochs=j.n_epochs if j.n_epochs is not None else tc.max_epochs, early=early))
             torch.manual_seed(j.seed)
-            models.append(build_model(mc, prep.d_audio, prep.d_text, n_classes).to(device))
+            models.append(build_model(mc, prep.d_audio, prep.d_text, n_classes, prep.d_doc).to(device))
         base = copy.deepcopy(models[0]).to("meta")
         params, buffers = stack_module_state(models)
         del models
         opt = _make_optimizer(params, tc)
         torch.manual_seed(slots[0].job.seed)  # the wave's dropout stream
 
-        def loss_fn(p, bufs, a, t, m, y, w):
-            out = functional_call(base, (p, bufs), (a, t, m))
+        def loss_fn(p, bufs, a, t, m, d, y, w):
+            out = functional_call(base, (p, bufs), (a, t, m), {"doc": d})
             return compute_loss(out, y, variant=mc.variant, loss_config=lc, weights=w)
 
         vloss = vmap(loss_fn, randomness="different")
@@ -336,11 +339,11 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             base.train()
             idx = [s.next_batch(b) for s in slots]
             lb = max(1, max(int(s.prepared.lengths[i].max()) for s, i in zip(slots, idx)))
-            a, t, m = (torch.stack(x) for x in zip(*(s.prepared.batch(i, device, lb) for s, i in zip(slots, idx))))
+            a, t, m, d = (torch.stack(x) for x in zip(*(s.prepared.batch(i, device, lb) for s, i in zip(slots, idx))))
             yb = y_dev[torch.as_tensor(np.stack(idx), device=device)]
             w = torch.stack([s.weights for s in slots])
             with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
-                total, parts = vloss(params, buffers, a, t, m, yb, w)
+                total, parts = vloss(params, buffers, a, t, m, d, yb, w)
             opt.zero_grad(set_to_none=True)
             total.sum().backward()
             if tc.grad_clip > 0:
@@ -404,7 +407,8 @@ def _validate(base, params: dict, buffers: dict, slots: list[_Slot], ks: list[in
     kt = torch.as_tensor(ks, dtype=torch.long, device=next(iter(params.values())).device)
     p = {n: v.detach()[kt] for n, v in params.items()}
     bufs = {n: v[kt] for n, v in buffers.items()}
-    fwd = vmap(lambda p_, b_, a_, t_, m_: functional_call(base, (p_, b_), (a_, t_, m_))["logits"].float())
+    fwd = vmap(lambda p_, b_, a_, t_, m_, d_: functional_call(base, (p_, b_), (a_, t_, m_), {"doc": d_})["logits"]
+               .float())
     vmax = max(len(s.job.val_idx) for s in slots)
     ce = [0.0] * len(slots)
     probs: list[list[np.ndarray]] = [[] for _ in slots]
@@ -413,9 +417,9 @@ def _validate(base, params: dict, buffers: dict, slots: list[_Slot], ks: list[in
         width = max(len(c) for c in chunks)
         padded = [np.concatenate([c, np.full(width - len(c), s.job.val_idx[0])]) for c, s in zip(chunks, slots)]
         lb = max(1, max(int(s.prepared.lengths[c].max()) for c, s in zip(padded, slots)))
-        a, t, m = (torch.stack(x) for x in zip(*(s.prepared.batch(c, device, lb) for c, s in zip(padded, slots))))
+        a, t, m, d = (torch.stack(x) for x in zip(*(s.prepared.batch(c, device, lb) for c, s in zip(padded, slots))))
         with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
-            logits = fwd(p, bufs, a, t, m)
+            logits = fwd(p, bufs, a, t, m, d)
         for i, (c, s) in enumerate(zip(chunks, slots)):
             if not len(c):
                 continue
@@ -430,7 +434,7 @@ def _validate(base, params: dict, buffers: dict, slots: list[_Slot], ks: list[in
 def _fitted_from_state(state: dict, s: _Slot, mc: ModelConfig, lc: LossConfig, names: list[str], device: str,
                        seconds: float) -> FittedModel:
     with torch.device("meta"):
-        model = build_model(mc, s.prep.d_audio, s.prep.d_text, len(names))
+        model = build_model(mc, s.prep.d_audio, s.prep.d_text, len(names), s.prep.d_doc)
     model = model.to_empty(device=device)
     model.load_state_dict(state)
     model.eval()
