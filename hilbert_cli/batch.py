@@ -1,12 +1,17 @@
 """Batch mechanics shared by every per-recording command (prepare, embed, score).
 
 - discovery: a directory (recursive), one file, or a list file -> Recording(recording_id, path),
-  recording_id = path relative to the input root (POSIX form), stable across machines;
+  recording_id = path relative to the input root (POSIX form), stable across machines, as text
+  for any name the file system allows (bytes that are not UTF-8 are percent-encoded: see
+  docs/CONTRACTS.md, "Recording ids and work-file names");
 - sharding: `--shard K/N` keeps recordings whose stable hash falls in shard K (0-based), so
   job arrays fan out with no coordinator and the shards partition the input exactly;
+- work files: output_path() is the one place a recording's work-file name is made; it mirrors
+  the input tree but bounds every name, whatever the recording's name;
 - resume: a recording is done when its output exists with the same config hash;
 - isolation: one bad recording becomes one error row (errors/<stage>/<recording_id>.parquet),
-  never a stopped batch; the errors directory is itself a Parquet dataset.
+  never a stopped batch; the errors directory is itself a Parquet dataset. A full disk is not
+  a bad recording: it stops the batch with one line (DiskFull), keeping what was written.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -22,8 +29,8 @@ from typing import Any, Callable, Iterable, Mapping
 import pyarrow as pa
 
 from .console import console, make_progress
-from .errors import ConfigError, InputError, one_line
-from .parquet_io import read_metadata, read_table, write_table_atomic
+from .errors import ConfigError, DiskFull, InputError, disk_full_cause, disk_full_message, one_line
+from .parquet_io import clean_stale_temps, read_metadata, read_table, write_table_atomic
 
 AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .mp3 .m4a .aac .ogg .oga .opus .webm .mp4 .m4b .mka .mkv .mov .wma "
@@ -85,6 +92,44 @@ class Shard:
         return "" if self.count == 1 else f"shard-{self.index}-of-{self.count}"
 
 
+_PCT_HEX = re.compile(rb"%[0-9A-Fa-f]{2}")
+
+
+def name_text(name: str | bytes) -> str:
+    """Any file-system name (bytes, or str as os.fsdecode gives it) as valid UTF-8 text.
+
+    Valid UTF-8 is kept as is; each byte that is not valid UTF-8 becomes %XX, and a '%' that
+    is followed by two hex digits becomes %25, so the mapping is reversible:
+    os.fsdecode(urllib.parse.unquote_to_bytes(text)) is the name again (see name_bytes).
+    """
+    raw = name if isinstance(name, bytes) else name.encode("utf-8", "surrogateescape")
+    raw = _PCT_HEX.sub(lambda m: b"%25" + m.group(0)[1:], raw)
+    out, i = [], 0
+    while i < len(raw):
+        try:
+            out.append(raw[i:].decode("utf-8"))
+            break
+        except UnicodeDecodeError as exc:
+            out.append(raw[i:i + exc.start].decode("utf-8"))
+            out.append("".join(f"%{b:02X}" for b in raw[i + exc.start:i + exc.end]))
+            i += exc.end
+    return "".join(out)
+
+
+def as_text(text: str) -> str:
+    """`text` when it is already valid UTF-8 (a recording_id, a message); else name_text(text)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return name_text(text)
+    return text
+
+
+def name_bytes(text: str) -> bytes:
+    """The inverse of name_text: the file-system name (bytes) a recording_id stands for."""
+    return urllib.parse.unquote_to_bytes(text)
+
+
 def _recording_id(path: Path, root: Path) -> str:
     """The path as the user laid it out, relative to the root: links are not followed, so
     a symlinked recording keeps its own name (and a dangling link still gets an error row)."""
@@ -93,7 +138,7 @@ def _recording_id(path: Path, root: Path) -> str:
         rel = p.relative_to(r)
     except ValueError:
         rel = Path(*p.parts[1:])  # outside the root: the absolute path, minus "/"
-    return rel.as_posix()
+    return name_text(rel.as_posix())
 
 
 def discover(source: str | Path) -> tuple[list[Recording], list[Skipped]]:
@@ -122,7 +167,8 @@ def discover(source: str | Path) -> tuple[list[Recording], list[Skipped]]:
                 recordings.append(Recording(_recording_id(p, root), p))
     elif source.suffix.lower() in LIST_EXTENSIONS:
         root = source.parent
-        for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+        text = source.read_bytes().decode("utf-8", "surrogateescape")  # names as the file system has them
+        for n, line in enumerate(text.splitlines(), 1):
             line = line.split("\t")[0].strip()
             if not line or line.startswith("#"):
                 continue
@@ -130,12 +176,33 @@ def discover(source: str | Path) -> tuple[list[Recording], list[Skipped]]:
             p = p if p.is_absolute() else root / p
             recordings.append(Recording(_recording_id(p, root), p))
     else:
-        recordings.append(Recording(source.name, source))
+        recordings.append(Recording(name_text(source.name), source))
+    if not recordings:
+        ignored = f" ({len(skipped)} file(s) ignored: hidden or not an audio extension)" if skipped else ""
+        raise InputError(f"no recordings found under {source}{ignored}")
     ids = [r.recording_id for r in recordings]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[0]
         raise InputError(f"{source}: recording '{dup}' is listed more than once")
     return recordings, skipped
+
+
+def discover_outputs(root: Path, suffix: str = ".parquet") -> list[Recording]:
+    """Recordings with a per-recording work file under `root` (as output_path names them), each
+    with the recording_id its file records (file names are bounded, so they may not spell it)."""
+    found: dict[str, Recording] = {}
+    for p in sorted(Path(root).rglob(f"*{suffix}")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue  # temps and the like
+        try:
+            rid = str(read_metadata(p).get("recording_id") or "")
+        except InputError:
+            rid = ""
+        rid = as_text(rid or rel.as_posix()[: -len(suffix)])  # unreadable: an error row later, by its path
+        if rid not in found or p == Path(root) / work_name(rid, suffix):  # a canonical name wins
+            found[rid] = Recording(rid, p)
+    return sorted(found.values())
 
 
 def select_shard(recordings: Iterable[Recording], shard: Shard) -> list[Recording]:
@@ -148,9 +215,41 @@ def options_hash(options: Mapping[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+#: a work-file name component longer than this (UTF-8 bytes) is cut and given a hash
+MAX_NAME_BYTES = 120
+_HASH_CHARS = 8
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:_HASH_CHARS]
+
+
+def _cut(text: str, max_bytes: int) -> str:
+    return text.encode("utf-8", "surrogateescape")[:max_bytes].decode("utf-8", "ignore")
+
+
+def _component(part: str, suffix: str, full: str) -> str:
+    """One path component of a work file: `part + suffix` when it is short and plain, else a cut
+    stem + '-' + a hash of `full` (so two long names sharing a prefix never collide)."""
+    part = as_text(part)
+    if part not in ("", ".", "..") and not part.startswith(".") \
+            and len((part + suffix).encode("utf-8")) <= MAX_NAME_BYTES:
+        return part + suffix
+    stem = _cut(part.lstrip("."), MAX_NAME_BYTES - _HASH_CHARS - 2 - len(suffix.encode("utf-8")))
+    return f"{stem or '_'}-{_short_hash(full)}{suffix}"
+
+
+def work_name(recording_id: str, suffix: str = ".parquet") -> str:
+    """The relative work-file path of a recording: its id's directories and name, each bounded
+    (MAX_NAME_BYTES) and never hidden, whatever the length or encoding of the recording's name."""
+    *dirs, name = [p for p in str(recording_id).split("/") if p] or [""]
+    return "/".join([*(_component(d, "", d) for d in dirs), _component(name, suffix, str(recording_id))])
+
+
 def output_path(root: Path, subdir: str, recording_id: str, suffix: str = ".parquet") -> Path:
-    """root/subdir/<recording_id><suffix>: mirrors the input tree, readable, one file per recording."""
-    return Path(root) / subdir / (recording_id + suffix)
+    """root/subdir/<recording_id><suffix>: mirrors the input tree, readable, one file per recording;
+    the one function every per-recording work file is named by (see work_name)."""
+    return Path(root) / subdir / work_name(recording_id, suffix)
 
 
 def is_complete(path: Path, config_hash: str) -> bool:
@@ -168,17 +267,41 @@ def error_path(out_root: Path, stage: str, recording_id: str) -> Path:
 
 
 def write_error(out_root: Path, stage: str, rec: Recording, exc: BaseException) -> dict:
+    """Write (and return) the error row of `rec`; every text in it is valid UTF-8, whatever the name."""
     row = {
-        "recording_id": rec.recording_id,
+        "recording_id": as_text(rec.recording_id),
         "stage": stage,
         "error_type": exc.__class__.__name__,
-        "message": f"{rec.path}: {one_line(exc)}" if str(rec.path) not in str(exc) else one_line(exc),
-        "path": str(rec.path),
+        "message": as_text(f"{rec.path}: {one_line(exc)}" if str(rec.path) not in str(exc) else one_line(exc)),
+        "path": name_text(str(rec.path)),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     table = pa.Table.from_pylist([row], schema=ERRORS_SCHEMA)
     write_table_atomic(table, error_path(out_root, stage, rec.recording_id), {"stage": f"errors/{stage}"})
     return row
+
+
+def raise_if_disk_full(exc: BaseException) -> None:
+    """A full disk is no recording's fault: stop the batch with one DiskFull line instead."""
+    if isinstance(exc, DiskFull):
+        raise exc
+    cause = disk_full_cause(exc)
+    if cause is not None:
+        raise DiskFull(disk_full_message(cause)) from exc
+
+
+def record_failure(out_root: Path, stage: str, rec: Recording, exc: BaseException) -> dict:
+    """The error row of a failed recording, written when possible: a disk that is full now (or
+    was the failure) stops the batch; any other failure to write the row is reported, not fatal."""
+    raise_if_disk_full(exc)
+    try:
+        return write_error(out_root, stage, rec, exc)
+    except Exception as write_exc:
+        raise_if_disk_full(write_exc)
+        console.print(f"[red]could not write the error row of {as_text(rec.recording_id)}:[/] "
+                      f"{as_text(one_line(write_exc))}", soft_wrap=True)
+        return {"recording_id": as_text(rec.recording_id), "stage": stage, "error_type": exc.__class__.__name__,
+                "message": as_text(one_line(exc)), "path": name_text(str(rec.path)), "time_utc": ""}
 
 
 def clear_error(out_root: Path, stage: str, recording_id: str) -> None:
@@ -241,6 +364,7 @@ def run_batch(
     """
     if (process is None) == (make_process is None):
         raise TypeError("run_batch needs exactly one of process= or make_process=")
+    clean_stale_temps(out_root)  # left in the work dir by killed runs (never a live run's)
     if engine == "ray":
         if make_process is None:
             raise ConfigError(f"{stage}: the ray engine needs a picklable make_process factory")
@@ -268,9 +392,9 @@ def run_batch(
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as exc:  # one bad recording never stops the batch
-                    row = write_error(out_root, stage, rec, exc)
+                    row = record_failure(out_root, stage, rec, exc)
                     result.failed.append(row)
-                    console.print(f"[red]failed[/] {rec.recording_id}: {row['message']}", soft_wrap=True)
+                    console.print(f"[red]failed[/] {as_text(rec.recording_id)}: {row['message']}", soft_wrap=True)
                 else:
                     clear_error(out_root, stage, rec.recording_id)
                     result.done.append(rec.recording_id)

@@ -55,14 +55,27 @@ for _name in COMMAND_MODULES:
     _mod.register(app)
 
 
+def _exit_if_disk_full(exc: BaseException) -> None:
+    """ENOSPC/EDQUOT from anywhere (a library, a wrapped error): one line and its exit code."""
+    from .console import error
+    from .errors import ExitCode, disk_full_cause, disk_full_message
+
+    cause = disk_full_cause(exc)
+    if cause is not None:
+        error(disk_full_message(cause))
+        raise SystemExit(ExitCode.DISK_FULL)
+
+
 def main() -> None:
     """Console entry point: HilbertError -> one line on stderr + its exit code."""
     from .console import error
-    from .errors import HilbertError
+    from .errors import DiskFull, HilbertError
 
     try:
         rc = app(standalone_mode=False)
     except HilbertError as exc:
+        if not isinstance(exc, DiskFull):  # e.g. an InputError whose cause was a full disk
+            _exit_if_disk_full(exc)
         error(str(exc))
         raise SystemExit(exc.exit_code)
     except typer.Exit as exc:
@@ -74,6 +87,7 @@ def main() -> None:
         error("interrupted")
         raise SystemExit(130)
     except Exception as exc:
+        _exit_if_disk_full(exc)
         # usage errors from (Typer's vendored) click: they know how to show themselves
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()

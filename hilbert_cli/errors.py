@@ -6,6 +6,8 @@ the problem; the CLI prints it without a traceback.
 
 from __future__ import annotations
 
+import errno
+
 
 class ExitCode:
     """Exit codes of every `hilbert` command (documented in README.md)."""
@@ -17,6 +19,8 @@ class ExitCode:
     USAGE = 2
     #: the installation is broken (`hilbert doctor`)
     BROKEN = 3
+    #: the disk (or quota) filled up: everything already written is intact; free space, run again
+    DISK_FULL = 4
 
 
 class HilbertError(Exception):
@@ -38,6 +42,38 @@ class ConfigError(HilbertError):
 
 class InputError(HilbertError):
     """A recording or table cannot be read."""
+
+
+class DiskFull(HilbertError):
+    """No space left (ENOSPC) or quota exceeded (EDQUOT) while writing: the run stops, since
+    every later recording would fail the same way; files already written stay intact."""
+
+    exit_code = ExitCode.DISK_FULL
+
+
+#: errno values that mean "the disk is full", not "this recording is bad"
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def disk_full_cause(exc: BaseException | None) -> OSError | None:
+    """The ENOSPC/EDQUOT OSError behind `exc` (itself, or anywhere in its cause/context chain)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def disk_full_message(exc: OSError, path: object = None, written: int | None = None) -> str:
+    """One line: what filled up, which path, how much of it was written."""
+    what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
+    where = path if path is not None else exc.filename
+    msg = f"disk full ({what})" + (f" writing {where}" if where is not None else "")
+    if written is not None:
+        msg += f" ({written} bytes of it written, then removed)"
+    return msg + "; files already written are intact: free space and run the same command again"
 
 
 def one_line(exc: BaseException) -> str:

@@ -24,7 +24,8 @@ from typing import Any, Iterable
 import numpy as np
 import pyarrow as pa
 
-from ..batch import BatchResult, Recording, Shard, is_complete, options_hash, output_path, run_batch, select_shard
+from ..batch import (BatchResult, Recording, Shard, discover_outputs, is_complete, options_hash, output_path,
+                     run_batch, select_shard)
 from ..errors import InputError
 from ..parquet_io import read_metadata, read_table, write_table_atomic
 from . import cache
@@ -260,17 +261,11 @@ def check_models(options: EmbedOptions) -> None:
 
 # ---------- batch over a work directory ----------
 def discover_prepared(work_dir: Path) -> list[Recording]:
-    """Recordings with a prepare words table under WORK_DIR/prepare/words (recording_id = relative path)."""
+    """Recordings with a prepare words table under WORK_DIR/prepare/words (recording_id from the table)."""
     root = Path(work_dir) / "prepare" / "words"
     if not root.is_dir():
         raise InputError(f"{root}: no prepare output here (run `hilbert prepare ... --out {work_dir}` first)")
-    recs = []
-    for p in sorted(root.rglob("*.parquet")):
-        rel = p.relative_to(root).as_posix()
-        if any(part.startswith(".") for part in p.relative_to(root).parts):
-            continue
-        recs.append(Recording(rel[: -len(".parquet")], p))
-    return recs
+    return discover_outputs(root)
 
 
 class _Process:

@@ -65,7 +65,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, Union
 
 import pyarrow as pa
 
-from ..batch import BatchResult, Recording, clear_error, write_error
+from ..batch import BatchResult, Recording, as_text, clear_error, output_path, record_failure
+from ..parquet_io import atomic_write
 from ..console import console, make_progress
 from ..errors import ConfigError, one_line
 from . import RAY_INSTALL_HINT
@@ -307,7 +308,7 @@ def _check_picklable(spec: StageSpec) -> None:
 
 
 def _attempts_path(out_root: Path, stage: str, recording_id: str) -> Path:
-    return Path(out_root) / ATTEMPTS_DIR / stage / (recording_id + ".n")
+    return output_path(Path(out_root), f"{ATTEMPTS_DIR}/{stage}", recording_id, ".n")
 
 
 def _read_attempts(path: Path, run_id: str) -> int:
@@ -320,10 +321,7 @@ def _read_attempts(path: Path, run_id: str) -> int:
 
 
 def _write_attempts(path: Path, run_id: str, n: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(f"{run_id} {n}")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(f"{run_id} {n}"))
 
 
 def _clear_attempts(path: Path) -> None:
@@ -380,7 +378,7 @@ class StageActor:
             if row.get(_status_columns(j)[0]) in (STATUS_FAILED, STATUS_BLOCKED):
                 return STATUS_BLOCKED, 0.0, None
         spec = self.spec
-        rec = Recording(row["recording_id"], Path(row["path"]))
+        rec = Recording(row["recording_id"], Path(os.fsdecode(row["path"])))
         attempts = _attempts_path(spec.out_root, spec.stage, rec.recording_id)
         try:
             # a retry after this run's worker died is processed again (idempotent rewrite),
@@ -400,7 +398,7 @@ class StageActor:
                 raise self.init_error
             audio_s = self.process(rec)
         except Exception as exc:  # one bad recording never stops the batch
-            err = write_error(spec.out_root, spec.stage, rec, exc)
+            err = record_failure(spec.out_root, spec.stage, rec, exc)
             _clear_attempts(attempts)
             return STATUS_FAILED, 0.0, err
         clear_error(spec.out_root, spec.stage, rec.recording_id)
@@ -553,7 +551,7 @@ def _run_dataset(
     run_id = uuid.uuid4().hex
     seen: set[str] = set()
     with _data_context():
-        items = [{"recording_id": r.recording_id, "path": str(r.path)} for r in todo]
+        items = [{"recording_id": r.recording_id, "path": os.fsencode(r.path)} for r in todo]  # bytes: any name
         # one recording per block: the unit of scheduling and of retry
         ds = ray.data.from_items(items, override_num_blocks=len(items))
         for i, spec in enumerate(stages):
@@ -619,9 +617,9 @@ def _report_lost(todo: Sequence[Recording], seen: set[str], stages: Sequence[Sta
                 res.skipped.append(rec.recording_id)
                 continue
             exc = WorkerLost("the Ray engine lost this recording (its worker failed and was not retried); run again")
-            row = write_error(spec.out_root, spec.stage, rec, exc)
+            row = record_failure(spec.out_root, spec.stage, rec, exc)
             res.failed.append(row)
-            console.print(f"[red]failed[/] {rec.recording_id}: {row['message']}", soft_wrap=True)
+            console.print(f"[red]failed[/] {as_text(rec.recording_id)}: {row['message']}", soft_wrap=True)
             break
 
 
