@@ -5,6 +5,11 @@ each; a text encoder maps segment texts to one vector each. Both run frozen, in 
 with no gradient. Implementations:
 
 - ``spec``                                  log-mel statistics (torchaudio, no weights)  -> spec.py
+- ``egemaps``                               eGeMAPSv02 functionals (opensmile, [egemaps]) -> egemaps.py
+- ``ct2-whisper`` (``whisperTinyEnc``, any CTranslate2 Whisper directory or ASR alias)
+                                            the encoder of the model ASR loads            -> whisper_encoder.py
+- ``a+b``                                   several audio encoders joined: the concatenation
+                                            of their vectors (ConcatAudioEncoder below)
 - ``whisper`` / ``hubert`` / ``wav2vec2`` / ``wav2vec2-conformer`` (and any other
   transformers speech encoder with a feature extractor)                                  -> hf_audio.py
 - ``sentence-transformers``                 text encoders                                -> text.py
@@ -97,6 +102,8 @@ def _resolve(name: str, kind: str):
     except ModelUnavailable:
         raise
     spec = found.spec
+    if kind == "audio" and found.where != "path" and spec.kind == "asr" and spec.arch == "ctranslate2":
+        return found, "ct2-whisper"  # an ASR alias: its Whisper's encoder
     if found.where != "path" and spec.kind not in kinds:
         raise ModelUnavailable(f"model '{name}' is a {spec.kind}, not a {kind} encoder")
     arch = spec.arch
@@ -106,6 +113,8 @@ def _resolve(name: str, kind: str):
             raise ConfigError(f"{name}: expected a model directory")
         if kind == "text" and ((p / "modules.json").is_file() or (p / "config_sentence_transformers.json").is_file()):
             arch = "sentence-transformers"
+        elif kind == "audio" and _is_ct2_whisper(p):
+            arch = "ct2-whisper"
         else:
             mt = _config_model_type(p)
             if kind == "audio":
@@ -122,12 +131,67 @@ def _resolve(name: str, kind: str):
     return found, arch
 
 
+def _is_ct2_whisper(path: Path) -> bool:
+    from .whisper_encoder import is_ct2_whisper_dir
+
+    return is_ct2_whisper_dir(path)
+
+
+def split_joined(name: str) -> list[str]:
+    """The parts of an `a+b` audio encoder name ([name] when it is one encoder or an existing path)."""
+    if "+" not in name or Path(name).expanduser().exists():
+        return [name]
+    parts = [p.strip() for p in name.split("+")]
+    if any(not p for p in parts):
+        raise ConfigError(f"audio encoder '{name}': an empty name between '+' signs")
+    if len(set(parts)) != len(parts):
+        raise ConfigError(f"audio encoder '{name}': names an encoder twice")
+    return parts
+
+
 def resolve_encoder(name: str, kind: str) -> tuple[Any, str]:
     """(resolved model, arch) for `name` as an audio or text encoder, without loading weights.
 
-    Raises the one-line ModelUnavailable / ConfigError a user can act on.
+    An `a+b` audio name resolves every part (the first part's model is returned, arch
+    "concat"). Raises the one-line ModelUnavailable / ConfigError a user can act on,
+    including for an installed extra that is missing (egemaps without opensmile).
     """
-    return _resolve(name, kind)
+    parts = split_joined(name) if kind == "audio" else [name]
+    resolved = [_resolve(p, kind) for p in parts]
+    for _, arch in resolved:
+        if arch == "egemaps":
+            from .egemaps import require_opensmile
+
+            require_opensmile()
+    if len(resolved) > 1:
+        return resolved[0][0], "concat"
+    return resolved[0]
+
+
+class ConcatAudioEncoder:
+    """Several audio encoders as one: a clip's vector is the concatenation of theirs, in order.
+
+    Recorded in the features metadata like one encoder (alias `a+b`, dim the sum), with each
+    part's provenance and its slice (`parts`, `dims`). Parts keep their own units: scaling
+    is the trainer's per-fold standardisation (see egemaps.py).
+    """
+
+    def __init__(self, alias: str, parts: list[Any]):
+        self.alias = alias
+        self.parts = parts
+        self.dim = int(sum(int(p.dim) for p in parts))
+        limits = [getattr(p, "max_input_s", None) for p in parts]
+        self.max_input_s = min((x for x in limits if x), default=None)
+        self.device = getattr(parts[0], "device", "cpu")
+        self.options = {p.alias: dict(getattr(p, "options", None) or {}) for p in parts}
+        self.provenance = {"alias": alias, "arch": "concat", "dim": self.dim,
+                           "dims": [int(p.dim) for p in parts],
+                           "parts": [encoder_provenance(p) for p in parts]}
+
+    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
+        if not clips:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate([np.asarray(p.embed(clips), dtype=np.float32) for p in self.parts], axis=1)
 
 
 @contextlib.contextmanager
@@ -154,10 +218,15 @@ def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEnc
 
     opts (HF speech encoders): layer (int, hidden-state index; default the last layer),
     batch_size, max_input_s (chunk length; default the model's own limit), autocast (bool).
-    spec: n_mels, n_fft, hop_ms.
+    spec: n_mels, n_fft, hop_ms. ct2-whisper: pool ("mean+std" | "mean"), batch_size,
+    compute_type. `a+b`: every part gets the same opts (each ignores what it does not take).
     """
     from ..devices import pick_device
 
+    parts = split_joined(name)
+    if len(parts) > 1:
+        resolve_encoder(name, "audio")  # every part can be had before any loads
+        return ConcatAudioEncoder(name, [load_audio_encoder(p, device, **opts) for p in parts])
     found, arch = _resolve(name, "audio")
     dev = pick_device(device)
     prov = {**found.provenance(), "arch": arch}
@@ -165,6 +234,14 @@ def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEnc
         from .spec import SpecEncoder
 
         return SpecEncoder(alias=found.spec.alias, device=dev, provenance=prov, **opts)
+    if arch == "egemaps":
+        from .egemaps import EgemapsEncoder
+
+        return EgemapsEncoder(alias=found.spec.alias, device=dev, provenance=prov, **opts)
+    if arch == "ct2-whisper":
+        from .whisper_encoder import CT2WhisperEncoder
+
+        return CT2WhisperEncoder(found.path, alias=found.spec.alias, device=dev, provenance=prov, **opts)
     if arch == "clap":
         from .clap import ClapAudioEncoder
 

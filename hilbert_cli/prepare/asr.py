@@ -81,13 +81,15 @@ class WhisperASR:
             ct = "float16" if self.device == "cuda" else "int8"
         self.compute_type = ct
         try:
-            from faster_whisper import BatchedInferencePipeline, WhisperModel
+            from faster_whisper import BatchedInferencePipeline
         except ImportError as exc:  # pragma: no cover
             raise ModelUnavailable("faster-whisper is not installed (pip install faster-whisper)") from exc
+        from ..embed.whisper_encoder import shared_whisper_model
+
         index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
         try:
-            self.model = WhisperModel(str(path), device=self.device, device_index=index, compute_type=ct,
-                                      cpu_threads=options.cpu_threads)
+            # shared with the Whisper audio encoder (embed) when both run in this process
+            self.model = shared_whisper_model(path, self.device, index, ct, options.cpu_threads)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"ASR model '{options.asr_model}' ({path}) cannot be loaded: {' '.join(str(exc).split())[:200]}") from exc
         self.batched = BatchedInferencePipeline(self.model) if self.device == "cuda" and options.batch_size > 1 else None
