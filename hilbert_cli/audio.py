@@ -83,29 +83,36 @@ def probe(path: str | Path) -> AudioInfo:
         container.close()
 
 
+#: decoded samples gathered into one filter call: FFmpeg hands over ~1k-sample blocks, at
+#: which the per-call overhead of scipy's filter would cost more than the decoding itself
+_FILTER_BLOCK = 16_384
+
+
 class _HighPass:
-    """Streaming 2nd-order Butterworth high-pass (scipy sosfilt, state carried across blocks).
+    """Streaming 2nd-order Butterworth high-pass (scipy lfilter, state carried across blocks).
 
     The state starts as if the signal had stood at its first block's mean forever, so a
     constant offset is removed from the first sample on, with no settling transient. Blocks
-    are FFmpeg's, so the output depends on the sample stream only, not on how callers chunk it.
+    are the decoder's, so the output depends on the sample stream only, not on how callers
+    chunk it. One biquad: transfer-function form is as exact as second-order sections here
+    (1e-12) and its per-call overhead is a sixth of sosfilt's.
     """
 
     def __init__(self, sample_rate: int, cutoff_hz: float = HIGHPASS_HZ):
-        from scipy.signal import butter, sosfilt_zi
+        from scipy.signal import butter, lfilter_zi
 
-        self._sos = butter(2, cutoff_hz, btype="highpass", fs=sample_rate, output="sos")
-        self._zi_unit = sosfilt_zi(self._sos)
+        self._b, self._a = butter(2, cutoff_hz, btype="highpass", fs=sample_rate)
+        self._zi_unit = lfilter_zi(self._b, self._a)
         self._zi: np.ndarray | None = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from scipy.signal import sosfilt
+        from scipy.signal import lfilter
 
         if not x.size:
             return x
         if self._zi is None:
             self._zi = self._zi_unit * float(np.mean(x, dtype=np.float64))
-        y, self._zi = sosfilt(self._sos, x.astype(np.float64), zi=self._zi)
+        y, self._zi = lfilter(self._b, self._a, x.astype(np.float64), zi=self._zi)
         return y.astype(np.float32)
 
 
@@ -116,13 +123,12 @@ def _channel_mean(out) -> np.ndarray:
     return x if n == 1 else x.reshape(-1, n).mean(axis=1, dtype=np.float32)
 
 
-def _decoded_blocks(path: str | Path, sample_rate: int, highpass_hz: float | None) -> Iterator[np.ndarray]:
-    """Resampled, downmixed, high-passed mono float32 blocks, as FFmpeg hands them over.
+def _mono_blocks(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
+    """Resampled, downmixed mono float32 blocks, as FFmpeg hands them over (a few ms each).
 
     FFmpeg resamples every channel as it is (layout unchanged) and the channels are averaged
     here: FFmpeg's own downmix to mono is not normalised (a 6-channel file of the same speech
-    came out 3.4x louder, beyond ±1) and drops channels it deems LFE. highpass_hz None: no
-    high-pass (the raw decode, for fidelity checks).
+    came out 3.4x louder, beyond ±1) and drops channels it deems LFE.
     """
     import av
 
@@ -130,20 +136,41 @@ def _decoded_blocks(path: str | Path, sample_rate: int, highpass_hz: float | Non
     try:
         stream = container.streams.audio[0]
         resampler = None
-        highpass = _HighPass(sample_rate, highpass_hz) if highpass_hz else (lambda x: x)
         try:
             for frame in container.decode(stream):
                 if resampler is None:  # decided on the first frame
                     resampler = av.AudioResampler(format="flt", layout=frame.layout, rate=sample_rate)
                 for out in resampler.resample(frame):
-                    yield highpass(_channel_mean(out))
+                    yield _channel_mean(out)
             if resampler is not None:
                 for out in resampler.resample(None):
-                    yield highpass(_channel_mean(out))
+                    yield _channel_mean(out)
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: audio data is corrupt or truncated ({' '.join(str(exc).split())[:200]})") from exc
     finally:
         container.close()
+
+
+def _gathered(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Consecutive blocks joined into blocks of at least `size` samples (the last may be shorter)."""
+    pending: list[np.ndarray] = []
+    n = 0
+    for block in blocks:
+        pending.append(block)
+        n += block.size
+        if n >= size:
+            yield np.concatenate(pending)
+            pending, n = [], 0
+    if pending:
+        yield np.concatenate(pending)
+
+
+def _decoded_blocks(path: str | Path, sample_rate: int, highpass_hz: float | None) -> Iterator[np.ndarray]:
+    """Mono float32 blocks of about `_FILTER_BLOCK` samples, high-passed unless highpass_hz is
+    None (the raw decode, for fidelity checks)."""
+    highpass = _HighPass(sample_rate, highpass_hz) if highpass_hz else None
+    for block in _gathered(_mono_blocks(path, sample_rate), _FILTER_BLOCK):
+        yield highpass(block) if highpass is not None else block
 
 
 def stream_chunks(path: str | Path, chunk_s: float = 30.0, sample_rate: int = SAMPLE_RATE, *,
