@@ -156,6 +156,7 @@ class Preparer:
         The result is small (turns, regions, one float per 32 ms frame) and stashed as Parquet, so a
         low-memory run can do step 1 for every recording, free the diarization models, and
         only then load Whisper for step 2 (`finish`)."""
+        from .diarize import one_speaker
         from .transcripts import find_transcript, read_transcript
 
         o = self.options
@@ -163,18 +164,25 @@ class Preparer:
         info = probe(rec.path)
         tr_path = find_transcript(rec.path, rec.recording_id, o.transcripts, o.sidecars)
         transcript = read_transcript(tr_path) if tr_path else None
-        if transcript is not None and transcript.has_times and transcript.has_speakers:
-            # the transcript says who spoke when: no diarization, just the decoded length
-            duration = sum(c.samples.size for c in stream_chunks(rec.path, o.chunk_s)) / SAMPLE_RATE
-            from .diarize.base import merge_turns, union
-
-            turns = merge_turns([(s.start_s, s.end_s, s.speaker) for s in transcript.segments if s.end_s > s.start_s])
-            speech = union([(s, e) for s, e, _ in turns])
-            return Stage1(info, transcript, duration, turns, speech, {"backend": "transcript"}, None, {},
-                          {"decode": time.perf_counter() - t})
+        if transcript is not None and transcript.has_times and (transcript.has_speakers or one_speaker(o)):
+            # the transcript says who spoke when (or there is one speaker): no diarization
+            return self._from_transcript(rec, info, transcript, t)
         diar = self.diarizer.diarize(rec.path)
         return Stage1(info, transcript, diar.duration_s, diar.turns, diar.speech, dict(diar.info), diar.vad_probs,
                       {"diarization": self.diarizer.provenance()}, {"diarize": time.perf_counter() - t})
+
+    def _from_transcript(self, rec: Recording, info, transcript, t0: float) -> "Stage1":
+        """Step 1 from a timed transcript: its segments are the turns (one speaker, SPEAKER_00,
+        when it names none); only the decoded length is measured."""
+        from .diarize.base import merge_turns, union
+
+        duration = sum(c.samples.size for c in stream_chunks(rec.path, self.options.chunk_s)) / SAMPLE_RATE
+        turns = merge_turns([(s.start_s, s.end_s, s.speaker or "SPEAKER_00") for s in transcript.segments
+                             if s.end_s > s.start_s])
+        speech = union([(s, e) for s, e, _ in turns])
+        diar_info = {"backend": "transcript", "speakers": "transcript" if transcript.has_speakers else "one"}
+        return Stage1(info, transcript, duration, turns, speech, diar_info, None, {},
+                      {"decode": time.perf_counter() - t0})
 
     def finish(self, rec: Recording, st: "Stage1") -> PreparedRecording:
         """Step 2: words (ASR or the transcript), speaker assignment, target, tables."""

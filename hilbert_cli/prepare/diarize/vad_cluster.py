@@ -132,14 +132,18 @@ def cluster(
     num_speakers: int | None = None,
     min_speakers: int | None = None,
     max_speakers: int | None = None,
+    min_share: float = 0.02,
     seed: int = 0,
 ) -> np.ndarray:
     """Cluster L2-normalised embeddings; returns an integer label per row.
 
     Average-linkage agglomerative clustering on cosine distance, cut at `threshold` unless a
     speaker count is given; min/max bounds re-cut the tree. Many rows are first reduced to at
-    most MAX_DIRECT k-means centroids (memory O(n k), not O(n^2)). Clusters holding under 2 %
-    of the rows are folded into the nearest large one when the count is free.
+    most MAX_DIRECT k-means centroids (memory O(n k), not O(n^2)). When the count is free,
+    clusters holding under `min_share` of the rows are folded into the nearest one: in one
+    emotional voice the tree's small side branches are moods (an angry or a whispered
+    stretch), not people, and they lie as far from the main cluster as another speaker does,
+    so only their share tells them apart (benchmarks/bench_diarization.py).
     """
     from sklearn.cluster import AgglomerativeClustering, KMeans
 
@@ -178,7 +182,7 @@ def cluster(
         elif min_speakers and k < min_speakers:
             labels = cut(min_speakers)
         else:
-            labels = _fold_small(points, labels, weights, min_share=0.02, min_k=min_speakers or 1)
+            labels = _fold_small(points, labels, weights, min_share=min_share, min_k=min_speakers or 1)
     return labels[assign]
 
 
@@ -229,14 +233,20 @@ class VadClusterDiarizer:
     name = "vad-cluster"
 
     def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
+        from . import one_speaker
+
         self.options = options
         self.vad = SileroVad()
-        self.encoder = ResemblyzerEncoder(device=device, threads=options.cpu_threads) if options.diarization == "vad-cluster" else None
+        self.encoder = None
+        if options.diarization == "vad-cluster" and not one_speaker(options):
+            self.encoder = ResemblyzerEncoder(device=device, threads=options.cpu_threads)
 
     def provenance(self) -> dict:
         p = {"backend": self.options.diarization, "vad": self.vad.provenance()}
         if self.encoder is not None:
             p["speaker_encoder"] = self.encoder.provenance()
+        else:
+            p["speakers"] = "one: voice activity only"
         return p
 
     def close(self) -> None:
@@ -268,7 +278,7 @@ class VadClusterDiarizer:
             embs[batch_idx] = self.encoder.embed(batch)
         ids = cluster(
             embs, threshold=o.cluster_threshold, num_speakers=o.num_speakers,
-            min_speakers=o.min_speakers, max_speakers=o.max_speakers,
+            min_speakers=o.min_speakers, max_speakers=o.max_speakers, min_share=o.min_speaker_share,
         )
         labels = relabel_by_first_appearance(ids)
         turns = turns_from_windows(regions, windows, labels)

@@ -1,0 +1,258 @@
+"""Diarization on real speech: speaker counts and DER on documents built from EmoDB.
+
+EmoDB (real German emotional speech, 10 actors, 2.0 s utterances at 22.05 kHz; speaker =
+first two characters of the file name) is assembled into
+  - single-speaker documents: 20-40 utterances of one speaker, mixed emotions, 0.3-1 s gaps;
+  - 2- and 3-speaker conversations: alternating turns of 1-3 utterances of different speakers.
+The real diarizer (`vad-cluster` by default) runs on each; printed: the share of
+single-speaker documents found as one speaker, the distribution of found speaker counts, and
+DER (pyannote.metrics, collar 0.25 s) on the conversations. Every figure is given for the
+speakers used to tune the defaults (--tune-speakers) and for the held-out speakers apart, so
+an overfitted threshold shows.
+
+    python benchmarks/bench_diarization.py [--n-single 40] [--n-conv 20] [--full]
+    python benchmarks/bench_diarization.py --code /tmp/base     # the same documents, other code
+
+--code DIR imports hilbert_cli from DIR (e.g. an untouched checkout) instead of this tree.
+The reference of an utterance is its span minus the zero padding at its end (this EmoDB copy
+pads short utterances with exact zeros).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import wave
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+#: speakers the defaults were tuned on (3 male, 2 female); the other five are held out
+TUNE_SPEAKERS = ("03", "10", "11", "08", "09")
+SR = 22_050
+
+
+def default_emodb() -> Path:
+    """../shared/data/emodb beside the repository (CI layout), else /work/shared/data/emodb."""
+    for p in (ROOT.parent / "shared" / "data" / "emodb", Path("/work/shared/data/emodb")):
+        if (p / "wav").is_dir():
+            return p
+    return ROOT.parent / "shared" / "data" / "emodb"
+
+
+def read_wav(path: Path) -> np.ndarray:
+    """16-bit mono WAV -> int16 samples (EmoDB's format; stdlib only)."""
+    with wave.open(str(path), "rb") as w:
+        if w.getsampwidth() != 2 or w.getnchannels() != 1 or w.getframerate() != SR:
+            raise ValueError(f"{path}: expected 16-bit mono {SR} Hz")
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+def speech_end(x: np.ndarray) -> int:
+    """Index after the last non-zero sample (the padding of this copy is exact zeros)."""
+    nz = np.flatnonzero(np.abs(x.astype(np.int32)) > 1)
+    return int(nz[-1]) + 1 if nz.size else 0
+
+
+@dataclass
+class Document:
+    name: str
+    kind: str  # "single" | "conv2" | "conv3"
+    group: str  # "tune" | "held-out"
+    speakers: list[str]
+    pieces: list[tuple[str, Path]] = field(default_factory=list)  # (speaker, utterance file)
+    gaps: list[float] = field(default_factory=list)  # silence before each piece, seconds
+
+    def render(self, out: Path, cache: dict) -> list[tuple[float, float, str]]:
+        """Write the document as a WAV; returns the reference (start_s, end_s, speaker)."""
+        chunks, ref, pos = [], [], 0
+        for (spk, f), gap in zip(self.pieces, self.gaps):
+            x = cache.setdefault(f, read_wav(f))
+            n_gap = int(round(gap * SR))
+            chunks.append(np.zeros(n_gap, np.int16))
+            pos += n_gap
+            ref.append((pos / SR, (pos + speech_end(x)) / SR, spk))
+            chunks.append(x)
+            pos += x.size
+        chunks.append(np.zeros(int(0.5 * SR), np.int16))
+        with wave.open(str(out), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(SR)
+            w.writeframes(np.concatenate(chunks).tobytes())
+        return ref
+
+
+def by_speaker(wav_dir: Path) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for f in sorted(wav_dir.glob("*.wav")):
+        out.setdefault(f.name[:2], []).append(f)
+    return out
+
+
+def single_docs(files: dict[str, list[Path]], speakers: list[str], n: int, group: str, rng) -> list[Document]:
+    docs = []
+    for i in range(n):
+        spk = speakers[i % len(speakers)]
+        k = min(int(rng.integers(20, 41)), len(files[spk]))
+        picks = rng.choice(len(files[spk]), size=k, replace=False)
+        d = Document(f"{group}-single-{i:03d}", "single", group, [spk])
+        d.pieces = [(spk, files[spk][j]) for j in picks]
+        d.gaps = [0.5] + rng.uniform(0.3, 1.0, k - 1).tolist()
+        docs.append(d)
+    return docs
+
+
+def conversations(files: dict[str, list[Path]], speakers: list[str], n: int, n_spk: int, group: str, rng) -> list[Document]:
+    """Alternating turns of 1-3 utterances; the next turn goes to another speaker."""
+    docs = []
+    for i in range(n):
+        who = [str(s) for s in rng.choice(speakers, size=n_spk, replace=False)]
+        d = Document(f"{group}-conv{n_spk}-{i:03d}", f"conv{n_spk}", group, who)
+        n_utt = int(rng.integers(20, 31))
+        cur = who[0]
+        while len(d.pieces) < n_utt:
+            for _ in range(int(rng.integers(1, 4))):
+                d.pieces.append((cur, files[cur][int(rng.integers(len(files[cur])))]))
+            cur = str(rng.choice([s for s in who if s != cur]))
+        d.gaps = [0.5] + rng.uniform(0.3, 1.0, len(d.pieces) - 1).tolist()
+        # every speaker speaks at least once (3 speakers: a random walk could skip one)
+        seen = {s for s, _ in d.pieces}
+        for s in who:
+            if s not in seen:
+                d.pieces.append((s, files[s][0]))
+                d.gaps.append(0.6)
+        docs.append(d)
+    return docs
+
+
+def build(emodb: Path, n_single: int, n_conv: int, tune: tuple[str, ...], seed: int) -> list[Document]:
+    """The same documents for a given seed and sizes, whatever code is measured."""
+    files = by_speaker(emodb / "wav")
+    rng = np.random.default_rng(seed)
+    groups = {"tune": [s for s in files if s in tune], "held-out": [s for s in files if s not in tune]}
+    docs: list[Document] = []
+    for g, spk in groups.items():
+        docs += single_docs(files, spk, n_single // 2, g, rng)
+        docs += conversations(files, spk, n_conv // 2, 2, g, rng)
+        docs += conversations(files, spk, max(1, n_conv // 4), 3, g, rng)
+    return docs
+
+
+def der(ref: list[tuple[float, float, str]], turns: list[tuple[float, float, str]], duration_s: float) -> dict:
+    """DER (collar 0.25 s) over the whole document, and its parts as shares of the reference speech."""
+    from pyannote.core import Annotation, Segment, Timeline
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    r, h = Annotation(), Annotation()
+    for s, e, k in ref:
+        r[Segment(s, e)] = k
+    for s, e, k in turns:
+        h[Segment(s, e)] = k
+    metric = DiarizationErrorRate(collar=0.25)
+    c = metric(r, h, uem=Timeline([Segment(0.0, duration_s)]), detailed=True)
+    total = max(c["total"], 1e-9)
+    return {"der": c["diarization error rate"], "confusion": c["confusion"] / total,
+            "miss": c["missed detection"] / total, "false_alarm": c["false alarm"] / total, "total_s": total}
+
+
+def make_diarizer(args):
+    from hilbert_cli.prepare.diarize import load_diarizer
+    from hilbert_cli.prepare.options import PrepareOptions
+
+    kw = {"diarization": args.diarization, "cpu_threads": args.threads}
+    return load_diarizer(PrepareOptions(**kw), device="cpu")
+
+
+def run(docs: list[Document], diarizer, tmp: Path) -> list[dict]:
+    cache: dict = {}
+    rows = []
+    t0 = time.perf_counter()
+    for i, d in enumerate(docs):
+        path = tmp / f"{d.name}.wav"
+        ref = d.render(path, cache)
+        t = time.perf_counter()
+        out = diarizer.diarize(path)
+        dt = time.perf_counter() - t
+        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers),
+               "found": len(out.speakers), "audio_s": out.duration_s, "s": dt}
+        if d.kind != "single":
+            row.update(der(ref, out.turns, out.duration_s))
+        rows.append(row)
+        path.unlink()
+        print(f"\r{i + 1}/{len(docs)} documents, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return rows
+
+
+def summary(rows: list[dict]) -> list[str]:
+    lines = []
+    for group in ("tune", "held-out", "all"):
+        sel = [r for r in rows if group == "all" or r["group"] == group]
+        single = [r for r in sel if r["kind"] == "single"]
+        if single:
+            ok = sum(r["found"] == 1 for r in single)
+            dist = dict(sorted(Counter(r["found"] for r in single).items()))
+            lines.append(f"{group:8s} single-speaker: {ok}/{len(single)} = {100 * ok / len(single):.1f} % found as one speaker; "
+                         f"found counts {dist}")
+        for kind in ("conv2", "conv3"):
+            conv = [r for r in sel if r["kind"] == kind]
+            if not conv:
+                continue
+            tot = sum(r["total_s"] for r in conv)
+            pooled = {k: sum(r[k] * r["total_s"] for r in conv) / tot for k in ("der", "confusion", "miss", "false_alarm")}
+            ok = sum(r["found"] == r["true"] for r in conv)
+            dist = dict(sorted(Counter(r["found"] for r in conv).items()))
+            lines.append(f"{group:8s} {kind[-1]}-speaker conv: DER {100 * pooled['der']:.1f} % (confusion "
+                         f"{100 * pooled['confusion']:.1f}, miss {100 * pooled['miss']:.1f}, false alarm "
+                         f"{100 * pooled['false_alarm']:.1f}; mean per doc {100 * np.mean([r['der'] for r in conv]):.1f} %); "
+                         f"count right {ok}/{len(conv)}; found counts {dist}")
+    audio = sum(r["audio_s"] for r in rows)
+    wall = sum(r["s"] for r in rows)
+    lines.append(f"{len(rows)} documents, {audio / 60:.1f} min of audio, diarized in {wall:.0f} s ({audio / max(wall, 1e-9):.0f}x real time)")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--emodb", type=Path, default=None, help="EmoDB copy (a folder with wav/); default ../shared/data/emodb")
+    ap.add_argument("--code", type=Path, default=ROOT, help="import hilbert_cli from this checkout (e.g. /tmp/base)")
+    ap.add_argument("--n-single", type=int, default=40, help="single-speaker documents (half tune, half held-out speakers)")
+    ap.add_argument("--n-conv", type=int, default=20, help="2-speaker conversations (and half as many 3-speaker ones)")
+    ap.add_argument("--full", action="store_true", help="larger run: 200 single-speaker documents, 100 conversations")
+    ap.add_argument("--tune-speakers", default=",".join(TUNE_SPEAKERS), help="speakers the defaults were tuned on")
+    ap.add_argument("--diarization", default="vad-cluster")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None, help="also write every document's figures here")
+    args = ap.parse_args(argv)
+    if args.full:
+        args.n_single, args.n_conv = 200, 100
+    emodb = args.emodb or default_emodb()
+    if not (emodb / "wav").is_dir():
+        print(f"{emodb}: no wav/ folder (EmoDB copy not found)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(args.code.resolve()))
+    import hilbert_cli
+
+    print(f"code: {Path(hilbert_cli.__file__).parent.parent}", file=sys.stderr)
+    docs = build(emodb, args.n_single, args.n_conv, tuple(args.tune_speakers.split(",")), args.seed)
+    diarizer = make_diarizer(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run(docs, diarizer, Path(tmp))
+    print(f"diarization {args.diarization}, code {args.code}, seed {args.seed}")
+    for line in summary(rows):
+        print(line)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
