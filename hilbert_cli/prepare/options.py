@@ -33,7 +33,12 @@ class PrepareOptions(BaseModel):
     min_speakers: Optional[int] = Field(None, ge=1)
     max_speakers: Optional[int] = Field(None, ge=1)
     cluster_threshold: float = Field(
-        0.35, gt=0.0, lt=2.0, description="vad-cluster: cosine distance under which clusters merge"
+        0.45, gt=0.0, lt=2.0, description="vad-cluster: cosine distance under which clusters merge "
+        "(0.45: tuned on EmoDB speakers so one emotional voice stays one speaker; benchmarks/bench_diarization.py)"
+    )
+    min_speaker_share: float = Field(
+        0.1, ge=0.0, lt=0.5, description="vad-cluster: a cluster with less of the speech joins its nearest "
+        "neighbour when the speaker count is free (in one voice, such small clusters are moods, not people)"
     )
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     min_speech_s: float = Field(0.25, ge=0.0)
