@@ -2,7 +2,8 @@
 
 Exit codes (README): 0 every recording embedded (or already done); 1 the run finished but
 some recordings failed (one error row each under WORK_DIR/errors/embed/); 2 bad usage or a
-model that cannot be loaded: nothing was run.
+model that cannot be loaded, or no recordings: nothing was run; 4 the disk filled up (what was
+written is intact: free space and run again).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def embed(
     from ..console import console
     from ..devices import pick_device
     from ..engines.options import engine_settings
-    from ..errors import ConfigError
+    from ..errors import ConfigError, InputError
     from ..segment.options import SegmentOptions
     from ..embed.options import EmbedOptions
     from ..embed.cache import segment_key
@@ -74,6 +75,8 @@ def embed(
     pick_device(device)
     eng, eng_opts = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
     recordings = discover_prepared(work_dir)
+    if not recordings:
+        raise InputError(f"no recordings found under {work_dir / 'prepare' / 'words'} (did every `hilbert prepare` fail?)")
     check_models(opts)  # fail fast (one line) on a model that is not available; loads nothing
     result = embed_work_dir(work_dir, opts, recordings=recordings, overwrite=overwrite, shard=sh,
                             show_progress=not quiet, engine=eng, engine_options=eng_opts)

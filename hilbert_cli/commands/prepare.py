@@ -5,6 +5,7 @@ Exit codes:
   1  the batch ran but some recordings failed: one error row each under WORK/errors/prepare/
   2  bad usage, bad option, or a model that cannot be loaded: nothing was run
   3  broken installation (see `hilbert doctor`)
+  4  the disk filled up: what was written is intact; free space and run the same command again
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Optional
 import typer
 
 from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
+from . import check_transcripts_dir
 
 
 def prepare(
@@ -53,7 +55,7 @@ def prepare(
     Decoding is streamed (any format FFmpeg reads, resampled to 16 kHz mono); long recordings
     never sit whole in memory. Re-runs skip recordings already done with the same options.
     Exit codes: 0 all done, 1 some recordings failed (see OUT/errors/prepare/), 2 bad usage or
-    unavailable model, 3 broken installation.
+    unavailable model, 3 broken installation, 4 disk full (free space, run again).
     """
     from ..batch import Shard, discover
     from ..console import console, warn
@@ -61,10 +63,7 @@ def prepare(
     from ..prepare import PrepareOptions, Preparer, prepare_recordings
     from ..prepare.transcripts import EXTENSIONS
 
-    if transcripts is not None and not transcripts.is_dir():
-        from ..errors import ConfigError
-
-        raise ConfigError(f"--transcripts {transcripts}: not a directory")
+    check_transcripts_dir(transcripts)
     opts = PrepareOptions.build(
         diarization=diarization, diarization_model=diarization_model, num_speakers=num_speakers,
         min_speakers=min_speakers, max_speakers=max_speakers, speaker=speaker, asr_model=asr_model,

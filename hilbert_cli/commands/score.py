@@ -1,7 +1,9 @@
 """`hilbert score` (recordings -> scores with a trained model) and `hilbert merge` (shards -> one table).
 
 Exit codes (README): 0 every recording scored; 1 the run finished but some recordings failed
-(one error row each in the table); 2 bad usage, bad model directory or input: nothing scored.
+(one error row each in the table); 2 bad usage, bad model directory or input (or no
+recordings): nothing scored; 4 the disk filled up (what was written is intact: free space and
+run the same command again).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from ..engines.options import (
     RayNumGpusOpt,
     engine_settings,
 )
+from . import check_transcripts_dir
 
 
 def score(
@@ -59,6 +62,7 @@ def score(
     from ..devices import pick_device
     from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path
 
+    check_transcripts_dir(transcripts)
     sh = Shard.parse(shard)
     engine, engine_options = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
     pick_device(device)  # one line now if the device is not there

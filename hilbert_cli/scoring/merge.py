@@ -25,7 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import ConfigError, InputError
-from ..parquet_io import METADATA_KEY, read_metadata, read_table, with_metadata, write_table_atomic
+from ..parquet_io import (METADATA_KEY, current_umask, read_metadata, read_table, temp_prefix, with_metadata,
+                          write_table_atomic)
 
 _PART = re.compile(r"(?:^|\.)part-(\d+)-of-(\d+)\.parquet$")
 
@@ -131,8 +132,9 @@ def merge_scores(
     import pyarrow.dataset as ds
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; the dataset is shared like any output
         part_schema = pa.schema([table.schema.field(partition_by)])
         ds.write_dataset(
             table, tmp, format="parquet", partitioning=ds.partitioning(part_schema, flavor="hive"),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -290,41 +289,46 @@ def shard_output_path(out: str | os.PathLike, shard: Shard) -> Path:
 
 
 def assemble(recordings: Iterable[Recording], worker: ScoreWorker, out_path: Path, extra_meta: dict) -> int:
-    """Stream the parts of `recordings` into `out_path` (temp file + rename). Returns row count."""
+    """Stream the parts of `recordings` into `out_path` (temp file + rename). Returns row count.
+
+    The temp is this run's own (atomic_write); a temp of another run on the same --out is left
+    alone unless it is stale (its writer is gone), so concurrent runs never break each other.
+    """
+    from ..parquet_io import atomic_write, clean_stale_temps, with_metadata
+
     schema = worker.schema
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out_path.parent.glob(f".{out_path.name}.*.tmp"):  # left by a run killed while assembling
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp", dir=out_path.parent)
-    os.close(fd)
+    clean_stale_temps(out_path.parent, recursive=False)  # left by a run killed while assembling
+    meta_schema = with_metadata(schema.empty_table(), {"stage": "scores", **extra_meta}).schema
     n = 0
-    try:
-        from ..parquet_io import with_metadata
 
-        meta_schema = with_metadata(schema.empty_table(), {"stage": "scores", **extra_meta}).schema
+    def write(tmp: str) -> None:
+        nonlocal n
         with pq.ParquetWriter(tmp, meta_schema, compression="zstd") as writer:
             for rec in sorted(recordings):
-                path = part_path(worker.options.work_dir, worker.key, rec.recording_id)
-                table = None
-                if is_complete(path, worker.config_hash):
-                    try:
-                        table = pq.read_table(path).select(schema.names).cast(schema)
-                    except (OSError, pa.ArrowInvalid, KeyError):
-                        table = None
-                if table is None:
-                    table = rows_to_table([{
-                        "recording_id": rec.recording_id, "status": "error", "error_stage": "score",
-                        "error_type": "NotScored", "tool_version": __version__,
-                        "model_id": str(worker.bundle.model_id),
-                        "error_message": "no score output for this recording (run the same command again)",
-                    }], schema)
+                table = _part_or_not_scored(rec, worker)
                 writer.write_table(table.replace_schema_metadata(meta_schema.metadata))
                 n += table.num_rows
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(out_path, write)
     return n
+
+
+def _part_or_not_scored(rec: Recording, worker: ScoreWorker) -> pa.Table:
+    """The recording's score part, or one NotScored error row when it has none (or it is unreadable)."""
+    schema = worker.schema
+    path = part_path(worker.options.work_dir, worker.key, rec.recording_id)
+    if is_complete(path, worker.config_hash):
+        try:
+            return pq.read_table(path).select(schema.names).cast(schema)
+        except (OSError, pa.ArrowInvalid, KeyError):
+            pass
+    return rows_to_table([{
+        "recording_id": rec.recording_id, "status": "error", "error_stage": "score",
+        "error_type": "NotScored", "tool_version": __version__,
+        "model_id": str(worker.bundle.model_id),
+        "error_message": "no score output for this recording (run the same command again)",
+    }], schema)
 
 
 # ----------------------------------------------------------------------------- the run
