@@ -45,14 +45,18 @@ def _error_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("error:")]
 
 
-def _full_after(monkeypatch, n_ok: int) -> list[str]:
-    """Make every Parquet write after the first `n_ok` fail as a full disk does (a few bytes land first)."""
-    real, calls = pq.write_table, []
+def _full_after(monkeypatch, last_ok) -> list[str]:
+    """Make every Parquet write fail as a full disk does (a few bytes land first) once a write
+    with last_ok(temp path) has succeeded. Returns the temp paths written to, in order."""
+    real, calls, full = pq.write_table, [], []
 
     def write_table(table, where, *a, **kw):
         calls.append(str(where))
-        if len(calls) <= n_ok:
-            return real(table, where, *a, **kw)
+        if not full:
+            real(table, where, *a, **kw)
+            if last_ok(str(where)):
+                full.append(True)
+            return
         with open(where, "wb") as f:
             f.write(b"PAR1" + b"\0" * 96)
         raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
@@ -89,12 +93,13 @@ def test_full_disk_in_embed_cli_one_line_exit_code_outputs_intact_rerun_finishes
     before = _snapshot(work)
     cmd = ["embed", work, "--audio", "spec", "--text", tiny_sentence_model, "--emotion", "off",
            "--min-words", "4", "--min-s", "1.0", "--device", "cpu", "-q"]
-    calls = _full_after(monkeypatch, 5)  # the first recording's files, then the disk is full
+    # the disk fills up once the first recording is embedded: the next write (recording 2's) fails
+    calls = _full_after(monkeypatch, lambda tmp: f"{os.sep}features{os.sep}" in tmp)
     rc, err = _main(monkeypatch, capsys, *cmd)
     assert rc == ExitCode.DISK_FULL == 4, err
     lines = _error_lines(err)
     assert len(lines) == 1 and "Traceback" not in err, err
-    assert "disk full" in lines[0] and "rec 1.wav.parquet" in lines[0] and len(calls) == 6
+    assert "disk full" in lines[0] and "rec 1.wav.parquet" in lines[0] and "rec 1.wav" in calls[-1]
     assert "100 bytes" in lines[0]  # how much of the file was written before the disk filled up
     written = _snapshot(work)
     assert all(written[p] == b for p, b in before.items())  # nothing that was there is lost

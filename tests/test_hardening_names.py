@@ -142,7 +142,7 @@ _NAME = st.binary(min_size=1, max_size=246).filter(
 ).map(lambda b: b + b".wav")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(names=st.lists(_NAME, min_size=1, max_size=3, unique=True), good=st.lists(st.booleans(), min_size=3, max_size=3))
 def test_property_any_names_each_end_as_rows_or_one_error_row(tmp_path_factory, names, good):
     tmp = tmp_path_factory.mktemp("prop")
