@@ -1,0 +1,135 @@
+"""Diarization on real human speech (EmoDB utterances, read from shared/ at test time).
+
+One actor in seven emotions must come out as one speaker (the extra "speakers" the old
+cut found tracked mood); a man and a woman taking turns must come out as two; and when one
+speaker is all there can be (`--num-speakers 1`, `--diarization none`), a timed transcript
+without speakers is used as it is, with no diarizer built at all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hilbert_cli.batch import Recording
+from hilbert_cli.prepare import PrepareOptions, Preparer
+
+REPO = Path(__file__).resolve().parents[1]
+CANDIDATES = (REPO.parent / "shared" / "data" / "emodb", Path("/work/shared/data/emodb"))
+EMODB = next((p for p in CANDIDATES if (p / "wav").is_dir()), None)
+EMOTIONS = "WLEAFTN"  # anger, boredom, disgust, fear, happiness, sadness, neutral
+
+pytestmark = [
+    pytest.mark.skipif(EMODB is None, reason="EmoDB copy not found (../shared/data/emodb)"),
+    pytest.mark.skipif(not importlib.util.find_spec("resemblyzer"), reason="needs resemblyzer ([offline] extra)"),
+]
+
+
+def _bench():
+    """benchmarks/bench_diarization.py: its document builder writes the WAVs (one copy of that code)."""
+    if "bench_diarization" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("bench_diarization", REPO / "benchmarks" / "bench_diarization.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod  # dataclasses look their module up there
+        spec.loader.exec_module(mod)
+    return sys.modules["bench_diarization"]
+
+
+def _by_emotion(speaker: str, per_emotion: int) -> list[Path]:
+    """The first `per_emotion` utterances of each emotion of one speaker, emotions interleaved."""
+    files = sorted((EMODB / "wav").glob(f"{speaker}*.wav"))
+    groups = [[f for f in files if f.name[5] == e][:per_emotion] for e in EMOTIONS]
+    return [g[i] for i in range(per_emotion) for g in groups if i < len(g)]
+
+
+def _document(tmp_path: Path, name: str, pieces: list[tuple[str, Path]], gap_s: float = 0.6):
+    bench = _bench()
+    doc = bench.Document(name, "test", "test", sorted({s for s, _ in pieces}), pieces, [gap_s] * len(pieces))
+    path = tmp_path / f"{name}.wav"
+    return path, doc.render(path, {})
+
+
+@pytest.fixture(scope="module")
+def diarizer():
+    from hilbert_cli.prepare.diarize import load_diarizer
+
+    return load_diarizer(PrepareOptions(cpu_threads=1))
+
+
+@pytest.mark.parametrize("speaker", ["03", "14"])
+def test_one_voice_in_seven_emotions_is_one_speaker(diarizer, tmp_path, speaker):
+    files = _by_emotion(speaker, 2)
+    assert len({f.name[5] for f in files}) == 7
+    path, _ = _document(tmp_path, f"one-{speaker}", [(speaker, f) for f in files])
+    out = diarizer.diarize(path)
+    assert out.duration_s > 25
+    assert out.speakers == ["SPEAKER_00"], out.info
+
+
+def test_a_man_and_a_woman_taking_turns_are_two_speakers(diarizer, tmp_path):
+    man, woman = _by_emotion("03", 1), _by_emotion("08", 1)  # one utterance per emotion each
+    pieces = [p for m, w in zip(man, woman) for p in (("03", m), ("08", w))]
+    assert len(pieces) >= 12
+    path, ref = _document(tmp_path, "two", pieces)
+    out = diarizer.diarize(path)
+    assert len(out.speakers) == 2, out.info
+    # each found speaker is mostly one of the two people
+    for spk in out.speakers:
+        mine = [(s, e) for s, e, k in out.turns if k == spk]
+        share = {p: sum(max(0.0, min(e, b) - max(s, a)) for s, e in mine for a, b, q in ref if q == p) for p in ("03", "08")}
+        assert max(share.values()) > 0.8 * sum(share.values()), share
+
+
+def _srt(segments: list[tuple[float, float, str]]) -> str:
+    def clock(t: float) -> str:
+        ms = int(round(t * 1000))
+        return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
+
+    return "\n".join(f"{i + 1}\n{clock(s)} --> {clock(e)}\n{text}\n" for i, (s, e, text) in enumerate(segments))
+
+
+@pytest.mark.parametrize("opts", [{"num_speakers": 1}, {"diarization": "none"}], ids=["num-speakers-1", "diarization-none"])
+def test_one_speaker_with_a_timed_transcript_builds_no_diarizer(tmp_path, monkeypatch, opts):
+    import hilbert_cli.prepare.diarize as diarize
+
+    built = []
+    real = diarize.load_diarizer
+
+    def counting(*a, **k):
+        built.append(a)
+        return real(*a, **k)
+
+    monkeypatch.setattr(diarize, "load_diarizer", counting)
+    files = [EMODB / "wav" / n for n in ("03a01Fa.wav", "08a01Na.wav")]
+    path, ref = _document(tmp_path, "clip", [("03", files[0]), ("08", files[1])])
+    texts = ["Der Lappen liegt auf dem Eisschrank.", "Der Lappen liegt auf dem Eisschrank."]
+    tr = tmp_path / "transcripts"
+    tr.mkdir()
+    (tr / "clip.srt").write_text(_srt([(s, e, t) for (s, e, _), t in zip(ref, texts)]))
+    preparer = Preparer(PrepareOptions(transcripts=str(tr), **opts))
+    out = preparer.process(Recording("clip.wav", path))
+    assert built == []  # neither a speaker encoder nor a VAD was loaded
+    words = out.words.to_pylist()
+    assert [w["word"] for w in words] == " ".join(texts).split()
+    assert {w["speaker"] for w in words} == {"SPEAKER_00"}
+    assert out.metadata["diarization"]["backend"] == "transcript" and "diarization" not in out.metadata["models"]
+    turns = out.turns.to_pylist()
+    np.testing.assert_allclose([t["start_s"] for t in turns], [r[0] for r in ref], atol=1e-3)
+
+
+def test_num_speakers_1_loads_no_speaker_encoder(tmp_path):
+    """Without a transcript, --num-speakers 1 is voice activity only: two voices, one label."""
+    from hilbert_cli.prepare.diarize import load_diarizer
+
+    d = load_diarizer(PrepareOptions(num_speakers=1))
+    assert "speaker_encoder" not in d.provenance()
+    man, woman = _by_emotion("03", 1)[:3], _by_emotion("08", 1)[:3]
+    path, ref = _document(tmp_path, "two", [p for pair in zip(man, woman) for p in (("03", pair[0]), ("08", pair[1]))])
+    out = d.diarize(path)
+    assert out.speakers == ["SPEAKER_00"]
+    speech = sum(e - s for s, e in out.speech)
+    assert speech > 0.7 * sum(e - s for s, e, _ in ref)
