@@ -23,7 +23,7 @@ from typing import Any, Iterable, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .training.config import LossConfig, ModelConfig, TrainConfig, Variant
+from .training.config import LossConfig, ModelConfig, SafeName, TrainConfig, Variant
 
 __all__ = ["Recipe", "TaskSpec", "DataSection", "SyntheticData", "load_recipe", "find_recipe", "builtin_recipes",
            "builtin_recipes_dir", "apply_overrides", "format_validation_error"]
@@ -38,7 +38,7 @@ class _Strict(BaseModel):
 class TaskSpec(_Strict):
     """One prediction task = one label column (one model per task, as in the paper)."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName
     #: label column in the labels table (default: the task name)
     column: Optional[str] = None
     #: class values in order (as written in the labels table); default: sorted values found
@@ -110,7 +110,7 @@ class DataSection(_Strict):
 
 
 class Recipe(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: SafeName
     description: str = ""
     #: runs are written to <output_dir>/<name>/
     output_dir: Path = Path("runs")

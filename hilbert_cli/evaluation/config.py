@@ -43,7 +43,7 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
-from ..training.config import LossConfig, ModelConfig, Variant
+from ..training.config import LossConfig, ModelConfig, SafeName, Variant
 
 LossName = Literal["contrastive", "cka", "mi"]
 LOSSES: tuple[str, ...] = ("contrastive", "cka", "mi")
@@ -127,7 +127,7 @@ class DiagnosticsSection(_Strict):
 
 
 class CompareSection(_Strict):
-    name: Optional[str] = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: Optional[SafeName] = None
     tasks: Optional[list[str]] = None
     variants: Optional[list[Union[Variant, VariantSpec]]] = None
     ablation: AblationSection = Field(default_factory=AblationSection)

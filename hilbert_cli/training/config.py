@@ -7,12 +7,28 @@ Unknown keys are errors (``extra="forbid"``), so a typo in a recipe names the ke
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+import re
+from typing import Annotated, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Variant = Literal["transfer", "transfer_moe", "contrastive_moe", "hilbert"]
 VARIANTS: tuple[str, ...] = ("transfer", "transfer_moe", "contrastive_moe", "hilbert")
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
+
+
+def _safe_name(v: str) -> str:
+    """Names become one path component under output_dir (run dir, models/<task>, roc_<task>.png):
+    `..`, `/`, NUL or a leading dot would write outside it or hide the output."""
+    if not _SAFE_NAME.fullmatch(v):
+        raise ValueError(f"{v!r} is not a safe file name (letters, digits, _ . -, not starting with a dot, "
+                         "at most 100 characters)")
+    return v
+
+
+#: a recipe, task or comparison name: safe as one path component
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class _Strict(BaseModel):
