@@ -171,7 +171,7 @@ class CompareEngine:
             if not np.array_equal(other, mine):
                 raise InputError(f"task {task!r}: the labels of features dataset {name} differ from the recipe's")
         tc = self.train_config
-        splits = make_splits(y, groups, tc.n_folds, tc.seed)
+        splits = make_splits(y, groups, tc.n_folds, tc.seed, task=task)
         if groups is not None and not check_grouped(splits, groups):  # pragma: no cover - sklearn guarantees it
             raise RuntimeError(f"task {task}: a group appears in train and test")
         fr = TaskFrame(task, ids, np.asarray(y), groups, list(main.class_names[task]), splits)

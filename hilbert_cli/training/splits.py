@@ -12,30 +12,43 @@ from ..errors import ConfigError
 __all__ = ["make_splits", "inner_split", "task_splits", "check_grouped"]
 
 
-def _n_folds_possible(y: np.ndarray, groups: Optional[np.ndarray], n_folds: int) -> int:
-    n_units = len(np.unique(groups)) if groups is not None else len(y)
-    return min(n_folds, n_units)
+def _fold_error(task: Optional[str], n_folds: int, y: np.ndarray, g: Optional[np.ndarray]) -> ConfigError:
+    """One line: the task, the counts that limit the folds and the largest fold count that works.
+
+    Stratified k-fold needs k <= the largest class (sklearn's limit) and k <= the recordings
+    (groups when grouped); the smallest class is named too, as folds beyond it test without it.
+    """
+    counts = np.unique(y, return_counts=True)[1]
+    n_units = len(np.unique(g)) if g is not None else len(y)
+    k_max = min(n_units, int(counts.max()))
+    where = f"task {task!r}: " if task else ""
+    grouped = f" in {n_units} group(s)" if g is not None else ""
+    fix = f"use --folds {k_max} or fewer" if k_max >= 2 else "label more recordings (or use --folds 0: final model only)"
+    return ConfigError(f"{where}cannot make {n_folds} cross-validation folds from {len(y)} labelled recording(s){grouped}"
+                       f" (smallest class {int(counts.min())}, largest {int(counts.max())}): {fix}")
 
 
 def make_splits(y: Sequence[int], groups: Optional[Sequence] = None, n_folds: int = 25,
-                seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+                seed: int = 0, *, task: Optional[str] = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified (grouped when `groups` is given) k-fold: list of (train_idx, test_idx) into y.
 
     StratifiedKFold without groups; StratifiedGroupKFold with groups, so every group (speaker,
     family) lies in exactly one test fold and never in train and test at once. n_folds is
-    reduced (with a warning) when there are fewer recordings/groups than folds.
-    Deterministic for a given seed.
+    reduced (with a warning) to the number of groups when there are fewer; a fold count that
+    still cannot be stratified (more folds than recordings, or than the largest class) is a
+    ConfigError naming `task`, the counts and the fold count that works. Deterministic for a
+    given seed.
     """
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     y = np.asarray(y)
     g = None if groups is None else np.asarray([str(v) for v in groups])
     if len(np.unique(y)) < 2:
-        raise ConfigError(f"cannot cross-validate: only one class among {len(y)} labelled recordings")
-    k = _n_folds_possible(y, g, n_folds)
-    if k < 2:
-        raise ConfigError(f"cannot cross-validate {n_folds} folds with {len(y)} recordings"
-                          + (f" in {len(np.unique(g))} group(s)" if g is not None else ""))
+        where = f"task {task!r}: " if task else ""
+        raise ConfigError(f"{where}cannot cross-validate: only one class among {len(y)} labelled recordings")
+    k = min(n_folds, len(np.unique(g))) if g is not None else n_folds
+    if k < 2 or k > np.unique(y, return_counts=True)[1].max():
+        raise _fold_error(task, n_folds, y, g)
     if k < n_folds:
         warnings.warn(f"{n_folds} folds requested but only {k} possible; using {k}", stacklevel=2)
     with warnings.catch_warnings():
@@ -77,7 +90,7 @@ def task_splits(dataset, task: str, n_folds: int = 25, seed: int = 0,
     idx = dataset.task_indices(task)
     y = dataset.labels[task][idx]
     g = dataset.groups[idx] if (grouped and dataset.groups is not None) else None
-    return [(idx[tr], idx[te]) for tr, te in make_splits(y, g, n_folds, seed)]
+    return [(idx[tr], idx[te]) for tr, te in make_splits(y, g, n_folds, seed, task=task)]
 
 
 def check_grouped(splits, groups: np.ndarray) -> bool:
