@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hilbert_cli import batch
 from hilbert_cli.parquet_io import read_table, write_table_atomic
 from tests.fixtures_embed import tiny_sentence_model  # noqa: F401
+from tests.fixtures_score import score_setup  # noqa: F401
 
 SR = 16_000
 
@@ -203,3 +204,26 @@ def _check_stage(names, res, errors: pa.Table) -> None:
     assert sorted(res.done) == good, res.failed
     assert sorted(errors.column("recording_id").to_pylist()) == bad
     assert all(m for m in errors.column("message").to_pylist())
+
+
+def test_odd_names_through_score_end_to_end(score_setup, tmp_path):  # noqa: F811
+    """`score` on odd names (sidecar transcripts next to each): a table with ok rows for every good
+    recording and one error row for the bad one, each under its reversible id."""
+    from hilbert_cli.scoring.pipeline import ScoreOptions, score_recordings
+
+    src = sorted(score_setup.inputs.rglob("*interview*.wav"))[:3]
+    names = [b"x" * 236 + b"1.wav", b"x" * 236 + b"2.wav", b"caf\xe9 \xff.wav"]
+    root = tmp_path / "in"
+    _make(root, [(b"broken \xff.wav", False)], b"")
+    for name, wav in zip(names, src):
+        rel = wav.relative_to(score_setup.inputs).with_suffix(".json")
+        dst = os.path.join(os.fsencode(root), name)
+        shutil.copy(wav, dst)
+        shutil.copy(score_setup.transcripts / rel, dst[: -len(b".wav")] + b".json")
+    run = score_recordings(root, ScoreOptions(model_dir=score_setup.model_dir, work_dir=tmp_path / "work",
+                                              device="cpu"), tmp_path / "scores.parquet", show_progress=False)
+    df = read_table(run.out_path).to_pandas()
+    assert run.exit_code == 1 and run.n_recordings == 4
+    ok = df[df.status == "ok"]
+    assert sorted(set(ok.recording_id)) == sorted(batch.name_text(n) for n in names)
+    assert list(df[df.status == "error"].recording_id) == [batch.name_text(b"broken \xff.wav")]
