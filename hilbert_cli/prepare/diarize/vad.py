@@ -20,12 +20,24 @@ CONTEXT = 64
 FRAME_S = FRAME / SAMPLE_RATE
 
 
+def load_onnxruntime():
+    """onnxruntime with its telemetry off (process-wide): hilbert never phones home, --offline or not.
+
+    Every place hilbert uses onnxruntime imports it through here, before any session exists.
+    """
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()
+    return onnxruntime
+
+
 class SileroVad:
     name = "silero-vad"
 
     def __init__(self) -> None:
-        import onnxruntime
         from faster_whisper.utils import get_assets_path
+
+        onnxruntime = load_onnxruntime()
 
         self.path = str(Path(get_assets_path()) / "silero_vad_v6.onnx")
         opts = onnxruntime.SessionOptions()
