@@ -203,6 +203,49 @@ def locate(name: str) -> ResolvedModel:
     return ResolvedModel(spec, None, "hub" if not is_offline() else "missing")
 
 
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def _trusted_roots() -> list[Path]:
+    """Where the user's own local copies of registry models live (models dir, HF cache)."""
+    return [models_dir().resolve(), hf_cache_dir().resolve()]
+
+
+def check_untrusted_reference(name: object, *, key: str, source: Path, untrusted_root: Path) -> None:
+    """Refuse a model that untrusted data (a model directory's config.json) names, unless safe.
+
+    Loading a model can run code (a pyannote config.yaml names Python callables; a
+    sentence-transformers modules.json names classes), so a model directory may name only
+    registry aliases, or paths to the user's own copies under the models dir / HF cache;
+    never a hub id, another path, or anything inside the model directory itself (where an
+    alias could also be shadowed when it is the working directory). One-line ConfigError
+    naming `source` and `key`.
+    """
+    where = f"{source}: {key} = {name!r}"
+    fix = ("a model directory may only name registry models (`hilbert models list`) or their local copies "
+           f"under {models_dir()} or the HF cache")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"{where}: expected a model name; {fix}")
+    root = untrusted_root.resolve()
+    p = Path(name).expanduser()
+    if p.exists() or p.is_absolute():
+        target = p.resolve()
+        if _inside(target, root) or not any(_inside(target, r) for r in _trusted_roots()):
+            raise ConfigError(f"{where}: a path outside the models dir and HF cache is not loaded from a model "
+                              f"directory; {fix} (your own pipeline or model: pass it on the command line, "
+                              "e.g. `hilbert prepare --diarization-model PATH`)")
+        return
+    spec = registry().get(name)
+    if spec is None:
+        raise ConfigError(f"{where}: not a registry alias; {fix}")
+    if spec.source != "hf":  # builtin, or weights inside an installed package
+        return
+    found = locate(name)
+    if found.path is not None and _inside(found.path.resolve(), root):
+        raise ConfigError(f"{where}: resolves to {found.path}, inside the model directory itself; {fix}")
+
+
 def resolve(name: str, *, kind: Kind | None = None) -> ResolvedModel:
     """Resolve `name` to a local directory, downloading from the hub only when online.
 

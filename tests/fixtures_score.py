@@ -11,6 +11,7 @@ import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -72,7 +73,8 @@ def build_score_setup(root: Path) -> ScoreSetup:
     from hilbert_cli.prepare import PrepareOptions, prepare_recordings
 
     corpus = build_corpus(root / "corpus", TINY_SPEC, workers=2)
-    text_model = build_tiny_sentence_model(root / "tiny_st")
+    # under the models dir: a model directory may name only registry models or local copies there
+    text_model = build_tiny_sentence_model(root / "models" / "tiny_st")
     work = root / "work_train"
     popts = PrepareOptions(speaker="dominant", transcripts=str(corpus.transcripts / "train"), device="cpu")
     recs, _ = discover(corpus.train_dir)
@@ -89,7 +91,10 @@ def build_score_setup(root: Path) -> ScoreSetup:
 
 
 @pytest.fixture(scope="session")
-def score_setup(tmp_path_factory) -> ScoreSetup:
+def score_setup(tmp_path_factory) -> Iterator[ScoreSetup]:
     if shutil.which("espeak-ng") is None:
         pytest.skip("espeak-ng not installed")
-    return build_score_setup(tmp_path_factory.mktemp("score"))
+    root = tmp_path_factory.mktemp("score")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HILBERT_MODELS_DIR", str(root / "models"))  # where the tiny text encoder lives
+        yield build_score_setup(root)

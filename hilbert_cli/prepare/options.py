@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,6 +18,10 @@ class PrepareOptions(BaseModel):
     """Everything that decides what `hilbert prepare` writes for a recording."""
 
     model_config = ConfigDict(extra="forbid")
+
+    #: options that name a model to load (registry alias or local path): a trained model's
+    #: recorded values are checked before scoring loads anything (registry.check_untrusted_reference)
+    MODEL_FIELDS: ClassVar[tuple[str, ...]] = ("diarization_model", "speaker_encoder", "asr_model")
 
     # --- diarization / voice activity
     diarization: Literal["vad-cluster", "pyannote", "none"] = Field(

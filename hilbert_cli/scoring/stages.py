@@ -22,21 +22,51 @@ from ..errors import ConfigError, InputError
 from ..parquet_io import read_metadata, read_table
 
 
-def _validation_error(what: str, exc: Exception) -> ConfigError:
+#: EmbedOptions fields that name a model (dotted: nested options); "auto" / "off" name none
+EMBED_MODEL_FIELDS = ("audio", "text", "segment.emotion")
+_NOT_A_MODEL = {"auto", "off"}
+
+
+def validation_error(source: str, key: str, exc: Exception) -> ConfigError:
+    """A pydantic error on options recorded in a model config -> one line naming the file and key."""
     try:
         err = exc.errors()[0]  # pydantic
         loc = ".".join(str(x) for x in err.get("loc", ()))
-        msg = f"{loc}: {err.get('msg')}"
+        msg = f"{key}.{loc}: {err.get('msg')}" if loc else f"{key}: {err.get('msg')}"
     except Exception:
-        msg = " ".join(str(exc).split())
-    return ConfigError(
-        f"trained model: its recorded {what} options are not valid for this version of hilbert ({msg}); "
-        "retrain the model with this version"
-    )
+        msg = f"{key}: {' '.join(str(exc).split())}"
+    return ConfigError(f"{source}: {msg} (not valid for this version of hilbert; retrain the model with it)")
 
 
-def stage_options(features_metadata: dict, options) -> tuple[Any, Any]:
-    """(PrepareOptions, EmbedOptions) the model was trained with, with this run's runtime settings."""
+def _dotted(obj: Any, name: str) -> Any:
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_model_names(prep, emb, *, source: Path, untrusted_root: Path, embed_keys: dict[str, str]) -> None:
+    """Every model the trained model's options name must be one a model directory may name.
+
+    Runs before any stage is built, so a tampered config.json (a pyannote config.yaml that
+    names os.system, an unknown alias, a hub id) fails once, at load, and nothing is loaded.
+    """
+    from ..registry import check_untrusted_reference
+
+    named = [(f"features_metadata.prepare.options.{f}", getattr(prep, f)) for f in prep.MODEL_FIELDS]
+    named += [(embed_keys.get(f, f"features_metadata.embed_options.{f}"), _dotted(emb, f)) for f in EMBED_MODEL_FIELDS]
+    for key, value in named:
+        if value is None or value in _NOT_A_MODEL:
+            continue
+        check_untrusted_reference(value, key=key, source=source, untrusted_root=untrusted_root)
+
+
+def stage_options(features_metadata: dict, options, *, source: Path | str = "trained model",
+                  untrusted_root: Path | None = None) -> tuple[Any, Any]:
+    """(PrepareOptions, EmbedOptions) the model was trained with, with this run's runtime settings.
+
+    source: the model's config.json (named in errors); untrusted_root: the model directory,
+    whose named models are checked (check_model_names) when given.
+    """
     from ..embed.options import EmbedOptions
     from ..prepare.options import PrepareOptions
 
@@ -44,21 +74,26 @@ def stage_options(features_metadata: dict, options) -> tuple[Any, Any]:
     prep_meta = fm.get("prepare") or {}
     prep_raw = dict(prep_meta.get("options") or {})
     emb_raw = dict(fm.get("embed_options") or {})
+    embed_key, embed_keys = "features_metadata.embed_options", {}
     if not emb_raw:
         # older / hand-made features: rebuild from the encoder provenance
         a, t = fm.get("audio_model") or {}, fm.get("text_model") or {}
         if not a.get("alias") or not t.get("alias"):
-            raise ConfigError("trained model: its config records no embed options or encoder aliases; cannot rebuild "
-                              "the features it was trained on")
+            raise ConfigError(f"{source}: features_metadata records no embed_options or encoder aliases; cannot "
+                              "rebuild the features the model was trained on")
         emb_raw = {"audio": a["alias"], "text": t["alias"]}
+        embed_key = "features_metadata.audio_model/text_model"
+        embed_keys = {"audio": "features_metadata.audio_model.alias", "text": "features_metadata.text_model.alias"}
     try:
         prep = PrepareOptions.model_validate(prep_raw)
     except Exception as exc:
-        raise _validation_error("prepare", exc) from None
+        raise validation_error(str(source), "features_metadata.prepare.options", exc) from None
     try:
         emb = EmbedOptions.model_validate(emb_raw)
     except Exception as exc:
-        raise _validation_error("embed", exc) from None
+        raise validation_error(str(source), embed_key, exc) from None
+    if untrusted_root is not None:
+        check_model_names(prep, emb, source=Path(source), untrusted_root=untrusted_root, embed_keys=embed_keys)
     # runtime-only settings: this run's device; the transcripts source is this input's
     prep_update: dict[str, Any] = {"device": options.device,
                                    "transcripts": str(options.transcripts) if options.transcripts else None}
