@@ -55,6 +55,22 @@ class NoSpeech(HilbertError):
     """The recording has no (target-speaker) speech segments: nothing for the model to score."""
 
 
+class NonFiniteScores(HilbertError):
+    """The model gave a NaN or infinite value: the recording gets an error row, never status ok."""
+
+
+def check_finite(preds, embeddings: bool) -> None:
+    """Raise NonFiniteScores unless every probability (and written embedding) is finite."""
+    for p in preds:
+        values = {"probabilities": p.probs}
+        if embeddings:
+            values.update(p.embeddings or {})
+        for name, v in values.items():
+            if not np.isfinite(np.asarray(v, dtype=np.float64)).all():
+                raise NonFiniteScores(f"task {p.task}: the model gave non-finite {name} (NaN or inf); "
+                                      "its weights or this recording's features are broken")
+
+
 @dataclass(frozen=True)
 class ScoreOptions:
     """Everything that decides a score run. Picklable (Ray actors rebuild the worker from it)."""
@@ -120,10 +136,12 @@ def model_key(bundle) -> str:
 
 
 def _stage_options(bundle, options: ScoreOptions):
-    """(PrepareOptions, EmbedOptions) exactly as recorded in the trained model's features metadata."""
+    """(PrepareOptions, EmbedOptions) exactly as recorded in the trained model's features metadata;
+    the models they name are checked first (a model directory is untrusted data)."""
     from . import stages
 
-    return stages.stage_options(bundle.features_metadata, options)
+    return stages.stage_options(bundle.features_metadata, options, source=bundle.config_path,
+                                untrusted_root=bundle.path)
 
 
 def score_config(bundle, options: ScoreOptions) -> dict[str, Any]:
@@ -229,6 +247,7 @@ class ScoreWorker:
             # the same statistics embed records in the features file (a model trained with them needs them)
             preds = self.bundle.predict(audio_emb, text_emb, doc_stats=document_stats(words, len(audio_emb)))
             self._tick("model", t)
+            check_finite(preds, self.options.embeddings)
             rows = self._rows(rec, preds, len(audio_emb), duration)
         except (KeyboardInterrupt, SystemExit):
             raise

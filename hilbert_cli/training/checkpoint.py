@@ -126,10 +126,82 @@ class TaskModel:
     prep: object
     class_names: list[str]
     path: Path
+    #: sha256 of the verified weights and the config (model_digest): what identifies this model
+    digest: str = ""
 
     @property
     def model_id(self) -> str:
-        return self.config["model_id"]
+        return f"{self.config.get('run_name', self.path.name)}/{self.task}@{self.digest[:12]}"
+
+
+def model_digest(cfg: dict, weights_sha256: str) -> str:
+    """sha256 of the weights' hash and the canonical config: changed weights or config are another
+    model, so a shared work directory never reuses another model's cached score parts."""
+    body = json.dumps(cfg, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{weights_sha256}\n{body}".encode()).hexdigest()
+
+
+def _verify_weights(cfg_path: Path, w_path: Path, cfg: dict) -> str:
+    """The weights file's sha256, which must be config.json's weights_sha256 (a corrupt, truncated
+    or swapped file never loads)."""
+    expected = cfg.get("weights_sha256")
+    if not isinstance(expected, str) or not re.fullmatch(r"[0-9a-f]{64}", expected):
+        raise ConfigError(f"{cfg_path}: weights_sha256 = {expected!r}: expected the sha256 of {WEIGHTS} (64 hex digits)")
+    actual = _sha256(w_path)
+    if actual != expected:
+        raise ConfigError(f"{w_path}: corrupt weights: the weights do not match config.json weights_sha256 "
+                          f"(file {actual[:16]}..., config {expected[:16]}...); copy the model directory again")
+    return actual
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_config(cfg_path: Path, cfg: dict) -> None:
+    """The keys scoring relies on, checked once at load (not per recording): one line naming the key."""
+    from ..scoring.schema import prob_column
+
+    def bad(key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{cfg_path}: {key} = {cfg.get(key)!r}: {problem}")
+
+    if not isinstance(cfg.get("task"), str) or not cfg["task"].strip():
+        raise bad("task", "expected a task name")
+    if not isinstance(cfg.get("run_name", ""), str):
+        raise bad("run_name", "expected a string")
+    names = cfg.get("class_names")
+    if not isinstance(names, list) or not names or not all(isinstance(c, str) and c.strip() for c in names):
+        raise bad("class_names", "expected a list of class names")
+    seen: dict[str, str] = {}  # prob_<class> column -> class name
+    for c in names:
+        col = prob_column(c)
+        if col in seen:
+            raise bad("class_names", f"'{seen[col]}' and '{c}' are the same class (column {col}): "
+                                     "class names must be unique")
+        seen[col] = c
+    ms = cfg.get("max_segments")
+    if ms is not None and not (_is_int(ms) and ms >= 1):
+        raise bad("max_segments", "expected a whole number >= 1, or null")
+    for key in ("d_audio", "d_text"):
+        if not (_is_int(cfg.get(key)) and cfg[key] >= 1):
+            raise bad(key, "expected the feature width (a whole number >= 1)")
+    if not isinstance(cfg.get("features_metadata") or {}, dict):
+        raise bad("features_metadata", "expected an object")
+
+
+def _check_dims(cfg_path: Path, cfg: dict, prep) -> None:
+    """d_audio / d_text must be the widths the weights were fitted on (and the recorded encoders')."""
+    fm = cfg.get("features_metadata") or {}
+    for key, side in (("d_audio", "audio"), ("d_text", "text")):
+        fitted = int(prep.tensors[f"{side}_mean"].shape[0])
+        if cfg[key] != fitted:
+            raise ConfigError(f"{cfg_path}: {key} = {cfg[key]!r} does not match the weights "
+                              f"({side} features of width {fitted})")
+        enc = fm.get(f"{side}_model")
+        dim = enc.get("dim") if isinstance(enc, dict) else None
+        if dim is not None and dim != fitted:
+            raise ConfigError(f"{cfg_path}: features_metadata.{side}_model.dim = {dim!r} does not match the weights "
+                              f"({side} features of width {fitted})")
 
 
 def _load_task_dir(d: Path, device: str) -> TaskModel:
@@ -156,20 +228,29 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
     if not isinstance(ver, int) or ver > FORMAT_VERSION or ver < 1:
         raise ConfigError(f"{cfg_path}: model format version {ver!r} is not supported by hilbert {__version__} "
                           f"(supports 1..{FORMAT_VERSION}; written by hilbert {cfg.get('tool_version')})")
+    weights_sha = _verify_weights(cfg_path, w_path, cfg)
+    _check_config(cfg_path, cfg)
+    try:
+        mc = ModelConfig.model_validate(cfg.get("model_config"))
+    except ValueError as exc:
+        from ..scoring.stages import validation_error
+
+        raise validation_error(str(cfg_path), "model_config", exc) from None
     try:
         sd = load_file(str(w_path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"{w_path}: corrupt weights ({' '.join(str(exc).split())})") from exc
     try:
-        mc = ModelConfig.model_validate(cfg["model_config"])
         prep = Preprocessor.from_state_dict(sd)
+        _check_dims(cfg_path, cfg, prep)
         model = build_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]), prep.d_doc)
         weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
         model.load_state_dict(_drop_legacy_keys(weights), strict=True)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ConfigError(f"{d}: weights do not match the model config ({' '.join(str(exc).split())[:300]})") from exc
     model.to(device).eval()
-    return TaskModel(task=cfg["task"], config=cfg, model=model, prep=prep, class_names=list(cfg["class_names"]), path=d)
+    return TaskModel(task=cfg["task"], config=cfg, model=model, prep=prep, class_names=list(cfg["class_names"]), path=d,
+                     digest=model_digest(cfg, weights_sha))
 
 
 # Models saved before 2026-11-23 gave the attention pools' score layer a bias: a constant added to every
@@ -193,8 +274,13 @@ class TrainedBundle:
         self.features_metadata: dict = first.config.get("features_metadata") or {}
         self.backbones: dict = first.config.get("backbones") or {}
         self.run_name: str = first.config.get("run_name", path.name)
-        digest = hashlib.sha256("".join(m.config.get("weights_sha256", "") for m in models.values()).encode())
+        digest = hashlib.sha256("".join(m.digest for m in models.values()).encode())
         self.model_id: str = f"{self.run_name}@{digest.hexdigest()[:12]}"
+
+    @property
+    def config_path(self) -> Path:
+        """The config.json whose features metadata (and so whose named models) scoring uses."""
+        return next(iter(self.models.values())).path / CONFIG
 
     @property
     def tasks(self) -> list[str]:
@@ -285,5 +371,7 @@ def load_model_dir(path: str | Path, device: str = "cpu") -> TrainedBundle:
     models: dict[str, TaskModel] = {}
     for d in task_dirs:
         tm = _load_task_dir(d, dev)
+        if tm.task in models:
+            raise ConfigError(f"{d / CONFIG}: task = {tm.task!r} is also the task of {models[tm.task].path / CONFIG}")
         models[tm.task] = tm
     return TrainedBundle(p, models, dev)
