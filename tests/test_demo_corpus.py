@@ -59,3 +59,20 @@ def test_build_small_corpus(tmp_path):
     info2 = build_corpus(tmp_path / "c", spec)
     assert (info2.train_dir / rows[0]["recording_id"]).stat().st_mtime_ns == mtime
     assert not list((tmp_path / "c").rglob("*.tmp*"))
+
+
+def test_length_effect_shortens_negative_answers_and_lengthens_their_pauses():
+    base = CorpusSpec()
+    assert make_scripts(replace(base, length_effect=0.0))[0].utterances == make_scripts(base)[0].utterances
+    assert replace(base, length_effect=0.0).key() == base.key()  # demo corpora built before stay valid
+    train = [s for s in make_scripts(replace(base, per_class=4, length_effect=1.0)) if s.split == "train"]
+
+    def per_label(label):
+        ss = [s for s in train if s.label == label]
+        n_said = np.mean([sum(u.speaker != "interviewer" for u in s.utterances) for s in ss])
+        pause = np.mean([p for s in ss for u, p in zip(s.utterances, s.pauses_s) if u.speaker != "interviewer"])
+        return n_said, pause
+
+    (neg_n, neg_pause), (pos_n, pos_pause) = per_label("negative"), per_label("positive")
+    assert neg_n < pos_n - 1.0  # about one sentence fewer per answer, over 4-5 answers
+    assert neg_pause > 1.8 * pos_pause

@@ -203,9 +203,15 @@ class CorpusSpec:
     sentences_per_answer: tuple[int, int] = (2, 3)
     on_label: float = 0.5  # share of the participant's sentences drawn from the label's pool
     seed: int = 0
+    #: 0..1: how strongly "negative" participants give shorter answers with longer pauses (the
+    #: document-statistics benchmark); 0 = the label leaves length alone (the demo)
+    length_effect: float = 0.0
 
     def key(self) -> str:
-        return json.dumps({**asdict(self), "corpus_version": CORPUS_VERSION}, sort_keys=True)
+        d = asdict(self)
+        if not self.length_effect:
+            del d["length_effect"]  # corpora built before the field existed stay valid
+        return json.dumps({**d, "corpus_version": CORPUS_VERSION}, sort_keys=True)
 
 
 @dataclass
@@ -285,7 +291,12 @@ def make_script(rid: str, split: str, voice: Voice, label: str, spec: CorpusSpec
             Utterance("interviewer", q, INTERVIEWER.pitch, INTERVIEWER.speed, 100)
         )
         script.pauses_s.append(round(rng.uniform(0.5, 0.9), 3))
-        answer = _draw_sentences(rng, label, rng.randint(*spec.sentences_per_answer), spec.on_label, used)
+        n_sentences, pause_scale = rng.randint(*spec.sentences_per_answer), 1.0
+        if spec.length_effect and label == "negative":  # rng draws only here: length_effect = 0 changes nothing
+            if rng.random() < spec.length_effect:
+                n_sentences = max(1, n_sentences - 1)
+            pause_scale = 1.0 + 2.0 * spec.length_effect * rng.uniform(0.5, 1.5)
+        answer = _draw_sentences(rng, label, n_sentences, spec.on_label, used)
         # one utterance per sentence, each with a little prosodic variation
         for j, sentence in enumerate(answer):
             script.utterances.append(
@@ -297,7 +308,7 @@ def make_script(rid: str, split: str, voice: Voice, label: str, spec: CorpusSpec
                     _clip(base_amp + rng.gauss(0, 4), 30, 190),
                 )
             )
-            script.pauses_s.append(round(rng.uniform(0.6, 1.0) if j == 0 else rng.uniform(0.25, 0.5), 3))
+            script.pauses_s.append(round(pause_scale * (rng.uniform(0.6, 1.0) if j == 0 else rng.uniform(0.25, 0.5)), 3))
     return script
 
 
