@@ -142,6 +142,13 @@ def test_what_a_model_dir_may_name(tmp_path, monkeypatch):
     for name in bad:
         with pytest.raises(ConfigError, match="config.json: k = "):
             check(name)
+    from hilbert_cli.embed.options import EmbedOptions
+    from hilbert_cli.prepare.options import PrepareOptions
+    from hilbert_cli.scoring.stages import check_model_names
+
+    for audio in ("spec+egemaps", "spec"):  # every part of a joined encoder is a registry alias
+        check_model_names(PrepareOptions(), EmbedOptions(audio=audio), source=model_dir / "config.json",
+                          untrusted_root=model_dir, embed_keys={})
     # the run directory as the models dir (cwd = the run dir): an alias would resolve inside it
     monkeypatch.setenv("HILBERT_MODELS_DIR", str(model_dir / "models"))
     with pytest.raises(ConfigError, match="inside the model directory"):
@@ -234,6 +241,7 @@ CONFIG_ERRORS = {
     "d_text": ("d_text", lambda cfg: cfg.update(d_text="24")),
     "max_segments": ("max_segments", lambda cfg: cfg.update(max_segments="lots")),
     "encoder_alias": ("features_metadata.embed_options.audio", _feature_option("audio", "noSuchEncoder")),
+    "joined_encoder_alias": ("features_metadata.embed_options.audio", _feature_option("audio", "spec+noSuchEncoder")),
     "duplicate_classes": ("class_names", lambda cfg: cfg.update(class_names=["negative", "negative", "positive"])),
     "same_column": ("class_names", lambda cfg: cfg.update(class_names=["neg ative", "neg_ative", "positive"])),
     "model_config": ("model_config", lambda cfg: cfg["model_config"].update(d_model="big")),

@@ -50,10 +50,17 @@ def check_model_names(prep, emb, *, source: Path, untrusted_root: Path, embed_ke
     Runs before any stage is built, so a tampered config.json (a pyannote config.yaml that
     names os.system, an unknown alias, a hub id) fails once, at load, and nothing is loaded.
     """
+    from ..embed.encoders import split_joined
     from ..registry import check_untrusted_reference
 
     named = [(f"features_metadata.prepare.options.{f}", getattr(prep, f)) for f in prep.MODEL_FIELDS]
-    named += [(embed_keys.get(f, f"features_metadata.embed_options.{f}"), _dotted(emb, f)) for f in EMBED_MODEL_FIELDS]
+    for f in EMBED_MODEL_FIELDS:
+        key, value = embed_keys.get(f, f"features_metadata.embed_options.{f}"), _dotted(emb, f)
+        try:  # an `a+b` audio encoder names every part
+            parts = split_joined(value) if f == "audio" and isinstance(value, str) else [value]
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {key}: {exc}") from None
+        named += [(key, part) for part in parts]
     for key, value in named:
         if value is None or value in _NOT_A_MODEL:
             continue
