@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from hilbert_cli.audio import SAMPLE_RATE, iter_spans, load_audio, stream_chunks
+from tests.fixtures_prepare import requires_espeak, synth_speech
 
 LAYOUTS = {1: "mono", 2: "stereo", 6: "5.1", 8: "7.1"}
 
@@ -129,3 +130,22 @@ def test_dc_offset_appearing_mid_file_settles_and_pcm_stereo_48k(tmp_path):
     settled = int(1.65 * SAMPLE_RATE)
     np.testing.assert_allclose(b[:int(1.5 * SAMPLE_RATE) - 64], a[:int(1.5 * SAMPLE_RATE) - 64], atol=1e-4)
     np.testing.assert_allclose(b[settled:], a[settled:], atol=1e-3)
+
+
+@requires_espeak
+def test_vad_probabilities_ignore_a_dc_offset(tmp_path):
+    """The issue's symptom: Silero VAD (the prepare stage's) on espeak-ng speech + 0.2 moved
+    frame probabilities by up to 0.8; through the decoder they now match the clean file's."""
+    from hilbert_cli.prepare.diarize.vad import SileroVad
+
+    raw = synth_speech("We talked about school, and then about the weekend.", tmp_path / "raw.wav")
+    x, rate = sf.read(raw, dtype="float32")
+    silence = np.zeros(rate // 2, np.float32)
+    x = np.concatenate([silence, 0.5 * x / np.abs(x).max(), silence])
+    clean = _write16k(tmp_path / "clean.wav", x)
+    offset = _write16k(tmp_path / "offset.wav", x + 0.2)
+    vad = SileroVad()
+    a, n_a = vad.file_probabilities(clean)
+    b, n_b = vad.file_probabilities(offset)
+    assert n_a == n_b and (a > 0.5).sum() > 20  # speech is found at all
+    assert np.abs(a - b).max() < 1e-3
