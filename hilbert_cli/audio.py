@@ -26,6 +26,9 @@ SAMPLE_RATE = 16_000
 #: cut-off of the high-pass that removes DC offset before VAD and features (speech starts
 #: near 70 Hz; a DC offset of a microphone or an ADC otherwise shifts VAD and embeddings)
 HIGHPASS_HZ = 20.0
+#: what the decoder does to the samples, for the stages' config hashes: work decoded another
+#: way (before: FFmpeg's unnormalised downmix, no high-pass) must be redone, not resumed
+DECODER = f"pyav-channel-mean-highpass-{HIGHPASS_HZ:g}hz"
 
 
 @dataclass(frozen=True)
