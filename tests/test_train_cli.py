@@ -89,6 +89,15 @@ def test_load_model_dir_and_predict(run_dir):
         b.predict(np.zeros((3, 31)), np.zeros((3, 24)))
 
 
+def _rehash(model_dir: Path) -> None:
+    """Record the current model.safetensors' sha256 in config.json."""
+    import hashlib
+
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["weights_sha256"] = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    (model_dir / "config.json").write_text(json.dumps(cfg))
+
+
 def test_model_saved_with_pool_score_biases_still_loads(run_dir, tmp_path):
     """Models saved before the attention pools lost their (softmax-invariant) score bias load,
     and predict exactly what they predicted: the bias added one constant to every position."""
@@ -105,6 +114,7 @@ def test_model_saved_with_pool_score_biases_still_loads(run_dir, tmp_path):
     for m in "atj":
         sd[f"model.pool_{m}.score.2.bias"] = torch.tensor([3.7])
     save_file(sd, str(old / "model.safetensors"))
+    _rehash(old)  # a real legacy model's weights_sha256 matches its file
     rng = np.random.default_rng(1)
     a, t = rng.standard_normal((9, 32)), rng.standard_normal((9, 24))
     p_old = load_model_dir(old).predict(a, t)[0]
@@ -112,6 +122,7 @@ def test_model_saved_with_pool_score_biases_still_loads(run_dir, tmp_path):
     np.testing.assert_allclose(p_old.probs, p_new.probs, atol=1e-6)
     sd["model.pool_a.score.2.weight_extra"] = torch.zeros(1)  # any other unknown key still fails
     save_file(sd, str(old / "model.safetensors"))
+    _rehash(old)  # so the load fails on the unknown key, not on the hash
     with pytest.raises(ConfigError, match="weights do not match"):
         load_model_dir(old)
 
