@@ -281,23 +281,24 @@ def write_error(out_root: Path, stage: str, rec: Recording, exc: BaseException) 
     return row
 
 
-def raise_if_disk_full(exc: BaseException) -> None:
+def raise_if_disk_full(exc: BaseException, rec: Recording | None = None) -> None:
     """A full disk is no recording's fault: stop the batch with one DiskFull line instead."""
     if isinstance(exc, DiskFull):
         raise exc
     cause = disk_full_cause(exc)
     if cause is not None:
-        raise DiskFull(disk_full_message(cause)) from exc
+        during = f"while processing {as_text(rec.recording_id)}" if rec is not None else ""
+        raise DiskFull(disk_full_message(cause, during=during)) from exc
 
 
 def record_failure(out_root: Path, stage: str, rec: Recording, exc: BaseException) -> dict:
     """The error row of a failed recording, written when possible: a disk that is full now (or
     was the failure) stops the batch; any other failure to write the row is reported, not fatal."""
-    raise_if_disk_full(exc)
+    raise_if_disk_full(exc, rec)
     try:
         return write_error(out_root, stage, rec, exc)
     except Exception as write_exc:
-        raise_if_disk_full(write_exc)
+        raise_if_disk_full(write_exc, rec)
         console.print(f"[red]could not write the error row of {as_text(rec.recording_id)}:[/] "
                       f"{as_text(one_line(write_exc))}", soft_wrap=True)
         return {"recording_id": as_text(rec.recording_id), "stage": stage, "error_type": exc.__class__.__name__,

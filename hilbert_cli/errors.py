@@ -7,6 +7,7 @@ the problem; the CLI prints it without a traceback.
 from __future__ import annotations
 
 import errno
+import os
 
 
 class ExitCode:
@@ -55,22 +56,31 @@ class DiskFull(HilbertError):
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
+#: how C libraries that drop errno (libsndfile, torch's writer) still say it
+_DISK_FULL_TEXT = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+
+
 def disk_full_cause(exc: BaseException | None) -> OSError | None:
-    """The ENOSPC/EDQUOT OSError behind `exc` (itself, or anywhere in its cause/context chain)."""
+    """The ENOSPC/EDQUOT OSError behind `exc` (itself, or anywhere in its cause/context chain;
+    an error whose message is strerror(ENOSPC) counts, as some libraries lose the errno)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
             return exc
+        text = str(exc).lower()
+        for code, words in _DISK_FULL_TEXT.items():
+            if words in text:
+                return OSError(code, os.strerror(code))
         exc = exc.__cause__ or exc.__context__
     return None
 
 
-def disk_full_message(exc: OSError, path: object = None, written: int | None = None) -> str:
-    """One line: what filled up, which path, how much of it was written."""
+def disk_full_message(exc: OSError, path: object = None, written: int | None = None, during: str = "") -> str:
+    """One line: what filled up, which path (else `during` what), how much of it was written."""
     what = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on device"
     where = path if path is not None else exc.filename
-    msg = f"disk full ({what})" + (f" writing {where}" if where is not None else "")
+    msg = f"disk full ({what})" + (f" writing {where}" if where is not None else f" {during}" if during else "")
     if written is not None:
         msg += f" ({written} bytes of it written, then removed)"
     return msg + "; files already written are intact: free space and run the same command again"

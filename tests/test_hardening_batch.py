@@ -115,22 +115,32 @@ def test_full_disk_in_embed_cli_one_line_exit_code_outputs_intact_rerun_finishes
     assert all(after[p] == b for p, b in written.items())  # finished work is kept, not redone
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
-def test_full_disk_stops_the_batch_instead_of_failing_each_recording(tmp_path, code):
+def _wrapped(code: int) -> Exception:
+    """A library's own temp file on a full disk, wrapped in the library's own error."""
+    try:
+        raise OSError(code, os.strerror(code), "/scratch/cache.bin")
+    except OSError as exc:
+        try:
+            raise RuntimeError("decoder failed") from exc
+        except RuntimeError as wrapped:
+            return wrapped
+
+
+@pytest.mark.parametrize("failure", ["enospc", "edquot", "errno lost"])
+def test_full_disk_stops_the_batch_instead_of_failing_each_recording(tmp_path, failure):
     recs = [batch.Recording(f"r{i}.wav", tmp_path / f"r{i}.wav") for i in range(4)]
     seen = []
+    exc = {"enospc": _wrapped(errno.ENOSPC), "edquot": _wrapped(errno.EDQUOT),
+           "errno lost": RuntimeError("Error : System error : No space left on device.")}[failure]
 
     def process(rec):
         seen.append(rec.recording_id)
-        if rec.recording_id == "r2.wav":  # e.g. a library's own temp file, wrapped in its own error
-            try:
-                raise OSError(code, os.strerror(code), "/scratch/cache.bin")
-            except OSError as exc:
-                raise RuntimeError("decoder failed") from exc
+        if rec.recording_id == "r2.wav":
+            raise exc
         write_table_atomic(pa.table({"x": [1]}), batch.output_path(tmp_path, "out", rec.recording_id))
         return 1.0
 
-    with pytest.raises(errors.DiskFull, match="/scratch/cache.bin") as info:
+    with pytest.raises(errors.DiskFull, match="/scratch/cache.bin" if failure != "errno lost" else "while processing r2.wav") as info:
         batch.run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=lambda r: False,
                         show_progress=False)
     assert info.value.exit_code == ExitCode.DISK_FULL
