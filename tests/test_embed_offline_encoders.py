@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from hilbert_cli.errors import ConfigError, ModelUnavailable
+from tests.fixtures_embed import tiny_sentence_model  # noqa: F401
 
 # the shared data folder beside the checkout (../shared); HILBERT_EMODB_WAV points elsewhere
 EMODB = Path(os.environ.get("HILBERT_EMODB_WAV") or Path(__file__).resolve().parents[2] / "shared/data/emodb/wav")
@@ -229,3 +230,44 @@ def test_joined_names_are_checked(tmp_path):
     plus.mkdir()
     assert split_joined(str(plus)) == [str(plus)]  # an existing directory is one name
     assert split_joined("spec+egemaps") == ["spec", "egemaps"]
+
+
+# ---------- through `hilbert embed` ----------
+@offline
+def test_embed_work_dir_with_a_joined_encoder_on_real_speech(tmp_path, speech, whisper_enc, tiny_sentence_model):  # noqa: F811
+    pytest.importorskip("opensmile")
+    import soundfile as sf
+
+    from hilbert_cli.audio import iter_spans
+    from hilbert_cli.embed.encoders import load_audio_encoder
+    from hilbert_cli.embed.options import EmbedOptions
+    from hilbert_cli.embed.pipeline import embed_work_dir, features_dir, read_features
+    from hilbert_cli.parquet_io import read_metadata, read_table
+    from hilbert_cli.segment.options import SegmentOptions
+    from tests.fixtures_embed import prepare_meta, words_table, write_prepared
+
+    gap = np.zeros(8000, np.float32)  # 0.5 s pauses between the utterances
+    audio = np.concatenate([gap] + [x for c in speech for x in (c, gap)])
+    wav = tmp_path / "speech.wav"
+    sf.write(str(wav), audio, 16000, subtype="PCM_16")
+    words = words_table(["der Lappen liegt auf dem Eisschrank"] * 4, recording_id="rec", rate=0.33, gap=0.52,
+                        start=0.5)
+    work = tmp_path / "work"
+    write_prepared(work, "rec", words, prepare_meta(wav, "rec", audio.size / 16000))
+    o = EmbedOptions(audio="egemaps+whisperTinyEnc", text=str(tiny_sentence_model), device="cpu",
+                     segment=SegmentOptions(emotion="off", prosody=False, min_words=3, max_words=6, min_s=0.5, max_s=2.5))
+    res = embed_work_dir(work, o, show_progress=False)
+    assert len(res.done) == 1 and not res.failed
+    fdir = features_dir(work, o)
+    table = read_features(fdir)
+    vecs = np.stack(table.column("audio_embedding").to_numpy(zero_copy_only=False))
+    assert vecs.shape[1] == 856 and len(vecs) >= 2
+    meta = read_metadata(next(fdir.rglob("*.parquet")))
+    am = meta["audio_model"]
+    assert am["alias"] == "egemaps+whisperTinyEnc" and am["dim"] == 856 and am["dims"] == [88, 768]
+    assert [p["alias"] for p in am["parts"]] == ["egemaps", "whisperTinyEnc"]
+    st = read_table(next((work / "embed" / "segments").rglob("rec.parquet")))
+    spans = list(zip(st.column("start_s").to_pylist(), st.column("end_s").to_pylist()))
+    clips = [x for _, x in iter_spans(str(wav), spans)]
+    np.testing.assert_allclose(vecs[:, :88], load_audio_encoder("egemaps").embed(clips), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(vecs[:, 88:], whisper_enc.embed(clips), atol=1e-4)
