@@ -155,12 +155,22 @@ def test_any_ct2_whisper_directory_or_asr_alias_is_an_audio_encoder(tmp_path, ti
 
 
 @offline
-def test_asr_and_encoder_share_the_loaded_model(whisper_enc):
+def test_asr_and_encoder_share_the_loaded_model_until_asr_releases_it(tmp_path, tiny_en, speech, whisper_enc):
+    from hilbert_cli.embed.encoders import load_audio_encoder
+    from hilbert_cli.embed.whisper_encoder import shared_whisper_model
     from hilbert_cli.prepare.asr import WhisperASR
     from hilbert_cli.prepare.options import PrepareOptions
 
-    asr = WhisperASR(PrepareOptions(asr_model="whisper-tiny.en", compute_type="int8"), device="cpu")
-    assert asr.model.model is whisper_enc.model
+    copy = tmp_path / "tiny-en-copy"  # its own directory: its own cache entry
+    copy.mkdir()
+    for f in tiny_en.iterdir():
+        (copy / f.name).symlink_to(f)
+    asr = WhisperASR(PrepareOptions(asr_model=str(copy), compute_type="int8"), device="cpu")
+    enc = load_audio_encoder(str(copy), device="cpu")
+    assert enc.model is asr.model.model and enc.model is not whisper_enc.model
+    np.testing.assert_allclose(enc.embed(speech[:1]), whisper_enc.embed(speech[:1]), atol=1e-4)
+    asr.close()  # prepare's release(): the process-level cache must not keep the model alive
+    assert shared_whisper_model(copy, "cpu", 0, "int8").model is not enc.model
 
 
 # ---------- eGeMAPS ----------

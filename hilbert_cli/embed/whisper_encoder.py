@@ -87,21 +87,24 @@ def shared_whisper_model(path: Path, device: str = "cpu", device_index: int = 0,
     (faster-whisper would fetch a tokenizer from the hub). cpu_threads only changes speed,
     so the first caller's value stays.
     """
-    path = Path(path).resolve()
-    full = (path / "tokenizer.json").is_file()
-    key = (str(path), device, int(device_index), compute_type, full)
+    key = _key(path, device, device_index, compute_type)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = _load(path, device, device_index, compute_type, cpu_threads, full)
+            model = _load(Path(key[0]), device, device_index, compute_type, cpu_threads, key[-1])
             _MODELS[key] = model
         return model
 
 
-def release_shared_models() -> None:
-    """Forget every shared model (memory returns once no ASR / encoder holds one)."""
+def release_shared_model(path: Path, device: str = "cpu", device_index: int = 0, compute_type: str = "int8") -> None:
+    """Forget one shared model (its memory returns once no ASR / encoder still holds it)."""
     with _LOCK:
-        _MODELS.clear()
+        _MODELS.pop(_key(path, device, device_index, compute_type), None)
+
+
+def _key(path: Path, device: str, device_index: int, compute_type: str) -> tuple:
+    p = Path(path).resolve()
+    return (str(p), device, int(device_index), compute_type, (p / "tokenizer.json").is_file())
 
 
 def _load(path: Path, device: str, index: int, compute_type: str, cpu_threads: int, full: bool):

@@ -87,6 +87,7 @@ class WhisperASR:
         from ..embed.whisper_encoder import shared_whisper_model
 
         index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
+        self._shared_key = (path, self.device, index, ct)
         try:
             # shared with the Whisper audio encoder (embed) when both run in this process
             self.model = shared_whisper_model(path, self.device, index, ct, options.cpu_threads)
@@ -115,8 +116,11 @@ class WhisperASR:
         return p
 
     def close(self) -> None:
+        from ..embed.whisper_encoder import release_shared_model
+
         self.batched = None
         self.model = None
+        release_shared_model(*self._shared_key)  # else the process-level cache would keep it loaded
 
     def _kwargs(self, language: str | None) -> dict:
         o = self.options
