@@ -395,7 +395,7 @@ def _write_parquet(run_dir: Path, results: dict, done: dict) -> None:
         lc = r.spec.loss_config
         for k, auc in enumerate(r.cv.fold_aucs):
             for col, v in (("run", rid), ("task", r.spec.task), ("label", r.spec.label), ("roles", ";".join(roles)),
-                           ("variant", r.spec.model_config.variant), ("features", r.spec.features),
+                           ("variant", r.spec.variant), ("features", r.spec.features),
                            ("contrastive", lc.contrastive), ("cka", lc.cka), ("mi", lc.mi), ("fold", k),
                            ("auc", float(auc)), ("n_train", int(r.cv.n_train[k])), ("n_val", int(r.cv.n_val[k])),
                            ("n_test", int(r.cv.n_test[k]))):

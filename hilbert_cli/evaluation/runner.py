@@ -60,9 +60,17 @@ class RunSpec:
     features: str
     model_config: ModelConfig
     loss_config: LossConfig
+    #: a training.baselines kind (linear, length-only): run that instead of the model
+    baseline: Optional[str] = None
+
+    @property
+    def variant(self) -> str:
+        return self.baseline or self.model_config.variant
 
     @property
     def key(self) -> str:
+        if self.baseline:
+            return json.dumps({"task": self.task, "features": self.features, "baseline": self.baseline}, sort_keys=True)
         mc = self.model_config.model_dump(mode="json")
         lc = self.loss_config.model_dump(mode="json")
         if mc["variant"] in ("transfer", "transfer_moe"):  # trained with cross-entropy only
@@ -205,8 +213,15 @@ class CompareEngine:
                 self.on_fold(spec, k, d)
 
         t0 = time.perf_counter()
-        cv = run_cv(ds, spec.task, spec.model_config, self.train_config, splits, spec.loss_config,
-                    fold_callback=cb, diagnostics_fn=diag_fn)
+        if spec.baseline:
+            from ..training.baselines import run_baseline_cv
+
+            cv, sink = run_baseline_cv(ds, spec.task, splits, spec.baseline), []
+            for k, a in enumerate(cv.fold_aucs):
+                cb(k, {"auc": a})
+        else:
+            cv = run_cv(ds, spec.task, spec.model_config, self.train_config, splits, spec.loss_config,
+                        fold_callback=cb, diagnostics_fn=diag_fn)
         inv = {int(p): i for i, p in enumerate(pos)}
         order = np.array([inv[int(p)] for p in cv.indices])
         oof = np.zeros((fr.n, cv.oof_probs.shape[1]))
@@ -341,6 +356,11 @@ def run_compare(recipe, section: Optional[CompareSection] = None, *, out_dir: Op
         return [t for t in task_names if section.sweep.tasks is None or t in section.sweep.tasks]
 
     # ---- what to run ---------------------------------------------------------------------
+    from ..training.baselines import BASELINES
+
+    # the simplest honest baselines sit beside the variants, on the same folds and features
+    baselines = [b for b in BASELINES if b not in {s.name for s in specs}]
+    row_names = [s.name for s in specs] + baselines
     plan: list[tuple[str, str, Any, RunSpec]] = []  # (part, task, tag, spec)
     for t in task_names:
         if "variants" in parts:
@@ -348,6 +368,8 @@ def run_compare(recipe, section: Optional[CompareSection] = None, *, out_dir: Op
                 plan.append(("variants", t, s.name, RunSpec(t, s.name, str(s.features) if s.features else PRIMARY,
                                                             s.model_config_for(recipe.model),
                                                             s.loss_config_for(recipe.loss))))
+            for b in baselines:
+                plan.append(("variants", t, b, RunSpec(t, b, PRIMARY, recipe.model, recipe.loss, baseline=b)))
         if "ablation" in parts and section.ablation.enabled and t in ablation_tasks():
             for combo, mc, lc in ablation_configs(section.ablation, recipe.model, recipe.loss):
                 plan.append(("ablation", t, combo, RunSpec(t, combo_label(combo), PRIMARY, mc, lc)))
@@ -391,11 +413,11 @@ def run_compare(recipe, section: Optional[CompareSection] = None, *, out_dir: Op
         var_runs = {tag: r for (part, tt, tag), r in done.items() if part == "variants" and tt == t}
         if var_runs:
             rows = []
-            for s in specs:
-                r = var_runs[s.name]
+            for name in row_names:
+                r = var_runs[name]
                 ci = r.auc_interval(n_boot=st.n_boot, level=st.level, seed=st.seed)
                 fold = r.fold_interval(level=st.level)
-                rows.append({"name": s.name, "variant": s.variant, **_backbones(datasets[r.spec.features]),
+                rows.append({"name": name, "variant": r.spec.variant, **_backbones(datasets[r.spec.features]),
                              "auc": ci.auc, "auc_lo": ci.lo, "auc_hi": ci.hi, "auc_fold_mean": fold.auc,
                              "auc_fold_lo": fold.lo, "auc_fold_hi": fold.hi, "auc_fold_sd": r.fold_sd,
                              "ci_method": ci.method, "fold_ci_method": fold.method, "seconds": round(r.seconds, 2),
@@ -403,12 +425,12 @@ def run_compare(recipe, section: Optional[CompareSection] = None, *, out_dir: Op
             entry["variants"] = rows
             pairs = None
             if st.reference is not None and st.reference in var_runs:
-                pairs = [(st.reference, s.name) for s in specs if s.name != st.reference]
+                pairs = [(st.reference, name) for name in row_names if name != st.reference]
             tests = compare_all(fr.y, {n: r.oof for n, r in var_runs.items()}, groups=fr.groups, method=st.test,
                                 n_boot=st.n_boot, seed=st.seed, pairs=pairs)
             entry["tests"] = [x.as_dict() for x in tests]
             if section.diagnostics.enabled:
-                entry["diagnostics"] = [_diag_row(name, r, st) for name, r in var_runs.items()]
+                entry["diagnostics"] = [_diag_row(name, r, st) for name, r in var_runs.items() if not r.spec.baseline]
         abl = {tag: r for (part, tt, tag), r in done.items() if part == "ablation" and tt == t}
         if abl:
             entry["ablation"] = ablation_rows(abl, n_boot=st.n_boot, level=st.level, seed=st.seed)
@@ -447,7 +469,7 @@ def _same_folds(runs: list[RunResult]) -> bool:
 def _diag_row(name: str, r: RunResult, st) -> dict:
     from .stats import paired_test
 
-    row: dict[str, Any] = {"name": name, "variant": r.spec.model_config.variant}
+    row: dict[str, Any] = {"name": name, "variant": r.spec.variant}
     for k in ("cka_a_j", "cka_t_j", "mi_a_j", "mi_t_j", "mi_gap", "mi_bound", "gate_entropy"):
         row[k] = r.diag.get(k, float("nan"))
     row["gate_mean"] = r.diag.get("gate_mean", [])

@@ -55,7 +55,7 @@ class CVResult:
 
     @property
     def best_epochs(self) -> list[int]:
-        return [int(d.get("best_epoch", 0)) for d in self.diagnostics]
+        return [int(d["best_epoch"]) for d in self.diagnostics if "best_epoch" in d]  # none for baselines
 
 
 def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_config: TrainConfig,

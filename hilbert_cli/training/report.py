@@ -173,7 +173,10 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
         n = len(any_r.indices) if any_r else 0
         nc = len(any_r.class_names) if any_r else 0
         lines.append(f"| {t} | {nc} | {n} | " + " | ".join(cells) + " |")
-    lines += ["", "AUC × 100, as in the paper's Table 2.", ""]
+    lines += ["", "AUC × 100, as in the paper's Table 2. `linear` and `length-only` are logistic-regression "
+              "baselines on the same folds (hilbert_cli/training/baselines.py): `linear` on each recording's "
+              "mean and std of its segment features, `length-only` on its document statistics alone (speaking "
+              "time, rate, pauses, turns; log segment count where the features carry none).", ""]
     lines += ["## Class counts", "", "| task | " + "counts |", "| --- | --- |"]
     for t in tasks:
         y = dataset.labels[t][dataset.labels[t] >= 0]

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..console import info, make_progress, warn
 from ..errors import ConfigError, InputError
+from .baselines import BASELINES, run_baseline_cv
 from .cv import CVResult, run_cv
 
 __all__ = ["TrainRun", "train_recipe", "load_dataset"]
@@ -101,6 +102,11 @@ def _diagnostics_markdown(results) -> Optional[str]:
         return None
 
 
+def _log_cv(r: CVResult) -> None:
+    info(f"  {r.task:<16} {r.variant:<16} AUC {100 * r.auc_mean:6.2f} ± {100 * r.auc_std:5.2f} "
+         f"(pooled {100 * r.auc:6.2f}, {len(r.fold_aucs)} folds, {r.seconds:.1f} s)")
+
+
 def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = False,
                  variants: Optional[Sequence[str]] = None, tasks: Optional[Sequence[str]] = None,
                  final: Optional[bool] = None, progress: bool = True, dataset=None) -> TrainRun:
@@ -168,8 +174,11 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                 r = run_cv(ds, t, recipe.model_config_for(v), tc, splits_by_task[t], recipe.loss, fold_callback=cb,
                            epoch_callback=ecb, diagnostics_fn=_diagnostics_fn(t) if tc.diagnostics else None)
                 results.append(r)
-                info(f"  {t:<16} {v:<16} AUC {100 * r.auc_mean:6.2f} ± {100 * r.auc_std:5.2f} "
-                     f"(pooled {100 * r.auc:6.2f}, {len(r.fold_aucs)} folds, {r.seconds:.1f} s)")
+                _log_cv(r)
+            if t in splits_by_task:  # the simplest honest baselines, on the same folds
+                for kind in BASELINES:
+                    results.append(run_baseline_cv(ds, t, splits_by_task[t], kind))
+                    _log_cv(results[-1])
         final_models: dict[str, dict] = {}
         if do_final:
             fbar = prog.add_task("final models", total=len(task_names), status="") if prog else None
