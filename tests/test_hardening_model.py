@@ -292,3 +292,17 @@ def test_onnxruntime_telemetry_is_off_once_hilbert_loads_it(monkeypatch):
     assert calls, "onnxruntime telemetry left on"
     probs, n = vad.probabilities([np.zeros(1600, np.float32)])  # the session still works
     assert n == 1600 and probs.shape == (4,)
+
+
+@pytest.mark.offline_models
+def test_onnxruntime_telemetry_is_off_before_asr_can_run_its_vad(monkeypatch):
+    """faster-whisper's vad_filter imports onnxruntime itself: hilbert's ASR turns telemetry off first."""
+    import onnxruntime
+
+    from hilbert_cli.prepare.asr import WhisperASR
+    from hilbert_cli.prepare.options import PrepareOptions
+
+    calls = []
+    monkeypatch.setattr(onnxruntime, "disable_telemetry_events", lambda: calls.append(True))
+    WhisperASR(PrepareOptions(vad_filter=True))
+    assert calls, "onnxruntime telemetry left on for the ASR's VAD"

@@ -86,6 +86,10 @@ class WhisperASR:
             raise ModelUnavailable("faster-whisper is not installed (pip install faster-whisper)") from exc
         from ..embed.whisper_encoder import shared_whisper_model
 
+        if options.vad_filter:  # faster-whisper's VAD runs silero on onnxruntime: telemetry off first
+            from .diarize.vad import load_onnxruntime
+
+            load_onnxruntime()
         index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
         self._shared_key = (path, self.device, index, ct)
         try:
