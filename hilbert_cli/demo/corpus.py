@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import HilbertError
 
 #: bump when the rendering changes, so corpora built by an older version are rebuilt
 CORPUS_VERSION = 3
-SAMPLE_RATE = 16_000
 ESPEAK_RATE = 22_050
 CLASSES = ("negative", "neutral", "positive")
 TASK = "affect"

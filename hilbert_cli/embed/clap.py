@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import ConfigError, ModelUnavailable
 from .encoders import quiet_loading
-
-SAMPLE_RATE = 16_000
 
 
 def _check_dir(path: Path | str) -> Path:

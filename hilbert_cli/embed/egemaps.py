@@ -23,9 +23,9 @@ import warnings
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import ModelUnavailable
 
-SAMPLE_RATE = 16_000
 MIN_SAMPLES = SAMPLE_RATE // 10
 INSTALL_HINT = "pip install 'hilbert-cli[egemaps]' (opensmile; audEERING research licence)"
 

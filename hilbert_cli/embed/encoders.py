@@ -33,9 +33,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import ConfigError, ModelUnavailable
-
-SAMPLE_RATE = 16_000
 
 #: transformers model_type (config.json) -> our arch name
 _AUDIO_MODEL_TYPES = {

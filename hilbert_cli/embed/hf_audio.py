@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import ConfigError
-
-SAMPLE_RATE = 16_000
 
 
 class HFAudioEncoder:

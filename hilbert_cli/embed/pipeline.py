@@ -138,7 +138,7 @@ class Embedder:
             return out
         if not source_path:
             raise InputError("prepare metadata has no source_path: cannot read the audio")
-        from ..audio import iter_spans
+        from ..audio import SAMPLE_RATE, iter_spans
 
         spans = list(zip(segments.column("start_s").to_pylist(), segments.column("end_s").to_pylist()))
         budget = self.options.window_s
@@ -148,7 +148,7 @@ class Embedder:
         for i, samples in iter_spans(source_path, spans):
             idx.append(i)
             clips.append(samples)
-            held += samples.size / 16000.0
+            held += samples.size / SAMPLE_RATE
             if held >= budget:
                 out[idx] = enc.embed(clips)
                 idx, clips, held = [], [], 0.0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from ..audio import SAMPLE_RATE
 
 
 class SpecEncoder:

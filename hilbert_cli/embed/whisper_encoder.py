@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import SAMPLE_RATE
 from ..errors import ConfigError, ModelUnavailable
 
-SAMPLE_RATE = 16_000
 HOP = 160  # mel hop (10 ms)
 FRAME = 2 * HOP  # one encoder frame per 320 samples (the conv stem's stride 2)
 WINDOW = 30 * SAMPLE_RATE  # the longest input the encoder's positional table covers
