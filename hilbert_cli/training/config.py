@@ -8,12 +8,13 @@ Unknown keys are errors (``extra="forbid"``), so a typo in a recipe names the ke
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 Variant = Literal["transfer", "transfer_moe", "contrastive_moe", "hilbert"]
-VARIANTS: tuple[str, ...] = ("transfer", "transfer_moe", "contrastive_moe", "hilbert")
+#: every variant, in the paper's order (the one list: read from Variant)
+VARIANTS: tuple[str, ...] = get_args(Variant)
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 

@@ -116,6 +116,7 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
     from .. import __version__
     from ..devices import pick_device
     from .checkpoint import save_task_model
+    from .config import VARIANTS
     from .report import plot_task, summary_rows, write_metrics, write_predictions, write_report, write_summary
     from .splits import check_grouped, task_splits
     from .trainer import fit_model
@@ -126,8 +127,7 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
     if run_dir.exists() and any((run_dir / f).exists() for f in OUTPUTS) and not overwrite:
         raise ConfigError(f"{run_dir}: already holds a run (pass --overwrite, or another --name / --out)")
     variants = list(variants or recipe.variants)
-    unknown = [v for v in variants if v not in recipe.variants and v not in ("transfer", "transfer_moe",
-                                                                              "contrastive_moe", "hilbert")]
+    unknown = [v for v in variants if v not in recipe.variants and v not in VARIANTS]
     if unknown:
         raise ConfigError(f"unknown variant(s): {', '.join(unknown)}")
     task_names = list(tasks or [t.name for t in recipe.tasks])
