@@ -1,6 +1,6 @@
 """Model registry: aliases -> sources, and where each model would load from.
 
-Resolution order (DESIGN.md): an explicit local path, the project's models directory
+Resolution order (docs/ARCHITECTURE.md, "Models and trust"): an explicit local path, the models directory
 ($HILBERT_MODELS_DIR, default ./models), the Hugging Face cache, then the hub - never the
 hub when offline (HF_HUB_OFFLINE=1, HILBERT_OFFLINE=1 or --offline). Stages always load the
 resolved *local directory*, so no library gets a hub id it could try to contact.

@@ -80,7 +80,7 @@ def build_tiny_sentence_model(out_dir: Path, *, seed: int = 0) -> Path:
 
 def words_table(sentences: list[str] | list[tuple[str, str]], *, recording_id: str = "rec", rate: float = 0.38,
                 gap: float = 0.25, start: float = 0.3, target: str | None = None) -> pa.Table:
-    """A prepare words table (CONTRACTS.md) from sentences, or (speaker, sentence) pairs.
+    """A prepare words table (docs/CONTRACTS.md, "Words table") from sentences, or (speaker, sentence) pairs.
 
     Words last 0.9 * rate seconds, one every `rate` seconds, `gap` s of silence after each
     sentence. `target` marks that speaker's words is_target (default: every word).
@@ -118,7 +118,7 @@ def write_tone_wav(path: Path, seconds: float, *, seed: int = 0, f0: float = 140
 
 
 def prepare_meta(audio_path: Path, recording_id: str, duration_s: float, config_hash: str = "prep0") -> dict:
-    """The prepare metadata (CONTRACTS.md) a words table would carry."""
+    """The prepare metadata (docs/CONTRACTS.md, "Metadata") a words table would carry."""
     return {
         "stage": "prepare", "source_path": str(Path(audio_path).resolve()), "recording_id": recording_id,
         "duration_s": duration_s, "input": {"sample_rate": SR, "channels": 1, "codec": "pcm_s16le"},

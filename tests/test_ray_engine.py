@@ -144,7 +144,7 @@ class KillOnce:
 
 
 class PreparerStage:
-    """The real prepare stage through its public API (CONTRACTS.md: Preparer.process + write)."""
+    """The real prepare stage through its public API (docs/ARCHITECTURE.md, "Stages": Preparer.process + write)."""
 
     def __init__(self, options_json: str, work_dir: str):
         from hilbert_cli.prepare import PrepareOptions, Preparer

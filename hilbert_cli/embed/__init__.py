@@ -1,6 +1,6 @@
 """`hilbert embed`: emotion-shift segments -> frozen audio and text features (Parquet).
 
-Public API (CONTRACTS.md): EmbedOptions, Embedder, EmbeddedRecording, embed_work_dir;
+Public API (docs/ARCHITECTURE.md, "Stages"): EmbedOptions, Embedder, EmbeddedRecording, embed_work_dir;
 encoders in hilbert_cli.embed.encoders. Attributes load lazily so importing the package
 stays cheap (no torch until an encoder is built).
 """

@@ -34,7 +34,7 @@ Requirements on a multi-node cluster: every node sees the inputs and the work/ou
 directories at the same paths (a shared file system); relative paths resolve against the
 driver's working directory (the actors ``chdir`` there when it exists); ``hilbert-cli`` is
 installed on every node (same image). ``make_process`` and ``is_done`` must be picklable:
-``functools.partial`` of module-level classes/functions (CONTRACTS.md, "Engines").
+``functools.partial`` of module-level classes/functions (docs/ARCHITECTURE.md, "Engines").
 
 Chaining (``hilbert score``: prepare on CPU actors, then embed + model on GPU actors)::
 

@@ -1,4 +1,4 @@
-"""HILBERT losses on batches of latent vectors (DESIGN.md "The HILBERT model").
+"""HILBERT losses on batches of latent vectors (docs/ARCHITECTURE.md, "The HILBERT model").
 
 All functions take ``[B, k]`` tensors (one row per recording of the batch) and return
 scalar tensors. Conventions:

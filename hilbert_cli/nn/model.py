@@ -1,4 +1,4 @@
-"""The HILBERT model (paper section 2; DESIGN.md "The HILBERT model").
+"""The HILBERT model (paper section 2; docs/ARCHITECTURE.md, "The HILBERT model").
 
 Inputs per recording: a sequence of audio segment embeddings [L, d_a] and text segment
 embeddings [L_t, d_t] with boolean masks (True = a real segment). Padded segments never

@@ -1,5 +1,5 @@
 """`hilbert prepare`: streaming decode, voice activity + diarization, ASR or existing
-transcripts, word -> speaker assignment; per-recording words and turns tables (CONTRACTS.md)."""
+transcripts, word -> speaker assignment; per-recording words and turns tables (docs/CONTRACTS.md)."""
 
 from .options import PrepareOptions
 from .pipeline import (

@@ -5,7 +5,7 @@ Preparer.process(rec) returns the tables without writing; Preparer.write() write
 atomically; prepare_recordings() runs a batch (resume by config hash, --overwrite, shards,
 one error row per bad recording, progress with audio hours and x real time).
 
-Output layout (CONTRACTS.md):
+Output layout (docs/CONTRACTS.md, "Work directory layout"):
     WORK/prepare/words/<recording_id>.parquet   one row per word (written last: the done marker)
     WORK/prepare/turns/<recording_id>.parquet   one row per speaker turn
     WORK/errors/prepare/<recording_id>.parquet  one row per failed recording

@@ -1,4 +1,4 @@
-"""The scores table (DESIGN.md "Data contracts"), one schema per trained model.
+"""The scores table (docs/CONTRACTS.md, "Scores table"), one schema per trained model.
 
 One row per recording and task for a scored recording; one row with task = null and
 status = "error" for a recording that failed (stage, error type and message filled in).

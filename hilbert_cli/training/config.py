@@ -37,7 +37,7 @@ class _Strict(BaseModel):
 
 
 class ModelConfig(_Strict):
-    """Architecture (DESIGN.md "The HILBERT model")."""
+    """Architecture (docs/ARCHITECTURE.md, "The HILBERT model")."""
 
     #: transfer: mean-pooled frozen features + MLP head; transfer_moe: the same with the MoE
     #: classifier; contrastive_moe: attention encoders + MoE, plain audio-text contrastive loss;

@@ -1,6 +1,6 @@
 """Features + labels -> one padded, in-memory dataset (loaded and padded once).
 
-Features follow the Parquet contract (DESIGN.md): recording_id, segment_index,
+Features follow docs/CONTRACTS.md, "Features table": recording_id, segment_index,
 audio_embedding (fixed_size_list<float32>), text_embedding (fixed_size_list<float32>), one
 row per segment, in one file or a directory of files (read with pyarrow.dataset).
 Labels: CSV or Parquet with recording_id plus one column per task; an empty cell excludes
