@@ -242,3 +242,14 @@ def test_builtin_recipes_by_name_and_list():
     assert r.returncode == 0 and "forbow_parent" in r.stderr + r.stdout
     r = _hilbert("recipes", "show", "synthetic")
     assert r.returncode == 0 and 'name = "synthetic"' in r.stdout
+
+
+def test_recipe_final_model_false_is_honoured_and_the_flag_overrides_it(tmp_path):
+    out = tmp_path / "nofinal"
+    r = _hilbert("train", "recipes/synthetic.toml", "--out", out, *QUICK, "--set", "train.final_model=false")
+    assert r.returncode == 0, r.stderr
+    assert (out / "metrics.parquet").is_file() and not (out / "models").exists()
+    r = _hilbert("train", "recipes/synthetic.toml", "--out", out, *QUICK, "--set", "train.final_model=false",
+                 "--final", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert (out / "models" / "audio_affect" / "config.json").is_file()

@@ -37,7 +37,9 @@ def register(app: typer.Typer) -> None:
         folds: Optional[int] = typer.Option(None, "--folds", help="Override train.n_folds (0 = final model only)."),
         device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N, mps."),
         threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
-        final: bool = typer.Option(True, "--final/--no-final", help="Also train the final per-task models on all data."),
+        final: Optional[bool] = typer.Option(
+            None, "--final/--no-final", help="Also train the final per-task models on all data (default: the recipe's "
+            "train.final_model)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace the outputs of an earlier run in the same directory."),
         set_: List[str] = typer.Option([], "--set", help="Override any recipe key: --set train.max_epochs=20 (repeatable)."),
     ) -> None:
