@@ -111,6 +111,13 @@ class TrainConfig(_Strict):
     min_epochs: int = Field(5, ge=1)
     #: fraction of the training fold held out (stratified, grouped) for early stopping
     val_fraction: float = Field(0.15, ge=0.0, lt=0.9)
+    #: how a CV fold's epoch count is chosen. early_stopping: on one inner split of val_fraction
+    #: (best epoch's weights). inner_cv: inner_folds grouped splits of the training fold train with
+    #: early stopping, the epoch with the best mean validation curve is taken, and the model is
+    #: trained on the whole training fold for that many epochs (training folds only; steadier on
+    #: ~100-200 recordings, where one 20-recording validation split is noise; ~inner_folds+1x the time)
+    epoch_choice: Literal["early_stopping", "inner_cv"] = "early_stopping"
+    inner_folds: int = Field(3, ge=2, le=10)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     grad_clip: float = Field(1.0, ge=0.0)

@@ -11,10 +11,10 @@ import numpy as np
 from .config import LossConfig, ModelConfig, TrainConfig
 from .data import FeatureDataset
 from .metrics import macro_auc
-from .splits import inner_split
+from .splits import inner_folds, inner_split
 from .trainer import FitJob, FittedModel, fit_models
 
-__all__ = ["CVResult", "run_cv"]
+__all__ = ["CVResult", "run_cv", "choose_epochs", "best_mean_epoch"]
 
 
 @dataclass
@@ -58,6 +58,58 @@ class CVResult:
         return [int(d["best_epoch"]) for d in self.diagnostics if "best_epoch" in d]  # none for baselines
 
 
+def best_mean_epoch(histories: Sequence[list[dict]], criterion: str = "auc") -> int:
+    """The epoch (1-based) with the best validation curve averaged over inner folds.
+
+    A fold that stopped early keeps its last value for the later epochs (it was no longer
+    improving). criterion auc: mean val_auc (falls back to the CE when a fold's AUC is
+    undefined); loss: mean val_ce. Ties go to the earlier epoch.
+    """
+    hs = [h for h in histories if h]
+    if not hs:
+        return 1
+    n = max(len(h) for h in hs)
+
+    def curve(key: str) -> np.ndarray:
+        return np.stack([[float(h[min(e, len(h) - 1)].get(key, np.nan)) for e in range(n)] for h in hs])
+
+    auc = curve("val_auc")
+    score = auc.mean(0) if criterion == "auc" and np.isfinite(auc).all() else -curve("val_ce").mean(0)
+    return int(np.nanargmax(score)) + 1
+
+
+def _inner_jobs(train_idx: np.ndarray, y: np.ndarray, groups, tc: TrainConfig, seed: int) -> list[FitJob]:
+    return [FitJob(fit, val, seed=seed + i) for i, (fit, val) in
+            enumerate(inner_folds(train_idx, y, groups, tc.inner_folds, seed=seed))]
+
+
+def choose_epochs(dataset: FeatureDataset, task: str, train_sets: Sequence[np.ndarray], model_config: ModelConfig,
+                  train_config: TrainConfig, loss_config: Optional[LossConfig] = None,
+                  seed: int = 0) -> list[tuple[int, list[int]]]:
+    """Per training set: (epoch count by inner CV, the inner folds' own best epochs).
+
+    Every inner fold of every training set trains at once (one fit_models call), with early
+    stopping on its validation part; best_mean_epoch over each set's inner folds. A set too
+    small to split gets max_epochs // 2 (fixed before the run).
+    """
+    y = dataset.labels[task]
+    jobs, owner = [], []
+    for k, tr in enumerate(train_sets):
+        js = _inner_jobs(np.asarray(tr, np.int64), y, dataset.groups, train_config, seed + 104729 * (k + 1))
+        jobs += js
+        owner += [k] * len(js)
+    fitted = fit_models(dataset, task, jobs, model_config, train_config, loss_config) if jobs else []
+    out = []
+    for k in range(len(train_sets)):
+        mine = [f for f, o in zip(fitted, owner) if o == k]
+        if not mine:
+            out.append((max(1, train_config.max_epochs // 2), []))
+            continue
+        out.append((best_mean_epoch([f.history for f in mine], train_config.early_stopping),
+                    [f.best_epoch for f in mine]))
+    return out
+
+
 def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_config: TrainConfig,
            splits: Sequence[tuple[np.ndarray, np.ndarray]], loss_config: Optional[LossConfig] = None, *,
            keep_models: bool = False, fold_callback: Optional[Callable[[int, dict], None]] = None,
@@ -65,7 +117,9 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
            diagnostics_fn: Optional[Callable[[FittedModel, FeatureDataset, np.ndarray], dict]] = None) -> CVResult:
     """Train and test one model per fold. splits: (train_idx, test_idx) as dataset positions
     (see task_splits / make_splits). Each training fold is split again (inner_split,
-    stratified and grouped like the outer folds) for early stopping. The folds train several
+    stratified and grouped like the outer folds) for early stopping; with train_config.epoch_choice
+    inner_cv, the epoch count comes from an inner CV of the training fold instead (choose_epochs)
+    and the model trains on the whole training fold for that many epochs. The folds train several
     at once (fit_models; train_config.parallel_folds), so fold_callback(k, ...) comes in the
     order folds finish, not in k order; epoch_callback(k, history record) after every epoch of
     every fold (progress while a stack of folds trains).
@@ -79,13 +133,21 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
     y_all = dataset.labels[task]
     n_classes = len(dataset.class_names[task])
     splits = [(np.asarray(tr, np.int64), np.asarray(te, np.int64)) for tr, te in splits]
-    jobs, n_val = [], []
+    jobs, n_val, inner = [], [], {}
     for k, (tr, te) in enumerate(splits):
         if (y_all[te] < 0).any() or (y_all[tr] < 0).any():
             raise ValueError(f"run_cv: split {k} contains recordings without a {task!r} label")
-        fit_idx, val_idx = inner_split(tr, y_all, dataset.groups, tc.val_fraction, seed=tc.seed + 7919 * (k + 1))
-        jobs.append(FitJob(fit_idx, val_idx, seed=tc.seed * 1000 + k))
-        n_val.append(len(val_idx))
+    if tc.epoch_choice == "inner_cv":
+        chosen = choose_epochs(dataset, task, [tr for tr, _ in splits], model_config, tc, loss_config, seed=tc.seed)
+        for k, (tr, _) in enumerate(splits):
+            jobs.append(FitJob(tr, tr[:0], seed=tc.seed * 1000 + k, n_epochs=chosen[k][0]))
+            n_val.append(0)
+            inner[k] = chosen[k][1]
+    else:
+        for k, (tr, _) in enumerate(splits):
+            fit_idx, val_idx = inner_split(tr, y_all, dataset.groups, tc.val_fraction, seed=tc.seed + 7919 * (k + 1))
+            jobs.append(FitJob(fit_idx, val_idx, seed=tc.seed * 1000 + k))
+            n_val.append(len(val_idx))
     probs_of: dict[int, np.ndarray] = {}
     aucs: dict[int, float] = {}
     diags: dict[int, dict] = {}
@@ -100,7 +162,9 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
         diag = {"fold": k, "best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
                 "seconds": round(fitted.seconds, 3), "val_ce": last.get("val_ce"),
                 **{k2: v for k2, v in last.items() if k2.startswith("train_")},
-                "gate_mean": out["gate"].mean(axis=0).tolist()}
+                "gate_mean": out["gate"].mean(axis=0).tolist(), "epoch_choice": tc.epoch_choice}
+        if k in inner:
+            diag["inner_best_epochs"] = inner[k]
         if diagnostics_fn is not None:
             diag.update(diagnostics_fn(fitted, dataset, te))
         diags[k] = diag

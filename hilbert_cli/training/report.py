@@ -127,6 +127,12 @@ def plot_task(task: str, results: Sequence[CVResult], out_dir: Path) -> list[Pat
     return paths
 
 
+def _epoch_choice(tc) -> str:
+    if tc.epoch_choice == "inner_cv":
+        return f"chosen by an inner {tc.inner_folds}-fold CV on each training fold"
+    return "by early stopping on an inner split of each training fold"
+
+
 def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, final_models: dict,
                  plots: dict[str, list[Path]], seconds: float, grouped: bool, device: str,
                  extra_notes: Optional[list[str]] = None, diagnostics_md: Optional[str] = None) -> Path:
@@ -146,6 +152,7 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
         f"- evaluation: {n_folds}-fold stratified{' grouped by `' + str(recipe.data.group_column or 'group') + '`' if grouped else ''}"
         f" cross-validation, seed {recipe.train.seed}; inner validation split {recipe.train.val_fraction:.0%} "
         "for early stopping; metric: one-vs-rest macro AUC",
+        f"- choices: epochs {_epoch_choice(recipe.train)}; the rest fixed before the run (the recipe): nothing is tuned on a test fold",
         f"- model: d_model {recipe.model.d_model}, latent {recipe.model.latent_dim}, heads {recipe.model.n_heads}, "
         f"{recipe.model.n_experts} experts, top_k {recipe.model.top_k or 'dense'}, input_pca {recipe.model.input_pca}; "
         f"loss weights contrastive {recipe.loss.contrastive}, CKA {recipe.loss.cka}, MI {recipe.loss.mi}",

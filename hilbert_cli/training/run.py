@@ -189,6 +189,11 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                 if cv is not None and cv.best_epochs:
                     n_ep = max(1, int(round(float(np.median(cv.best_epochs)))))
                     fitted = fit_model(ds, t, idx, mc, tc, recipe.loss, n_epochs=n_ep, seed=tc.seed)
+                elif tc.epoch_choice == "inner_cv":  # no CV to take epochs from: an inner CV of all recordings
+                    from .cv import choose_epochs
+
+                    n_ep = choose_epochs(ds, t, [idx], mc, tc, recipe.loss, seed=tc.seed)[0][0]
+                    fitted = fit_model(ds, t, idx, mc, tc, recipe.loss, n_epochs=n_ep, seed=tc.seed)
                 else:
                     from .splits import inner_split
 

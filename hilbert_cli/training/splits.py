@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import ConfigError
 
-__all__ = ["make_splits", "inner_split", "task_splits", "check_grouped"]
+__all__ = ["make_splits", "inner_split", "inner_folds", "task_splits", "check_grouped"]
 
 
 def _fold_error(task: Optional[str], n_folds: int, y: np.ndarray, g: Optional[np.ndarray]) -> ConfigError:
@@ -82,6 +82,25 @@ def inner_split(train_idx: np.ndarray, y: np.ndarray, groups: Optional[np.ndarra
         return train_idx, train_idx[:0]
     fit, val = folds[0]
     return train_idx[fit], train_idx[val]
+
+
+def inner_folds(train_idx: np.ndarray, y: np.ndarray, groups: Optional[np.ndarray] = None, n_folds: int = 3,
+                seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """All n_folds (fit_idx, val_idx) splits of a training fold (stratified, grouped like
+    make_splits), for choosing the epoch count by inner CV; every training recording
+    validates once. [] when the fold is too small or has one class (the caller falls back)."""
+    train_idx = np.asarray(train_idx)
+    yy = np.asarray(y)[train_idx]
+    gg = None if groups is None else np.asarray(groups)[train_idx]
+    if len(train_idx) < 8 or len(np.unique(yy)) < 2:
+        return []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # fewer groups than folds: fewer folds
+        try:
+            folds = make_splits(yy, gg, n_folds, seed)
+        except ConfigError:
+            return []
+    return [(train_idx[fit], train_idx[val]) for fit, val in folds if len(fit) and len(val)]
 
 
 def task_splits(dataset, task: str, n_folds: int = 25, seed: int = 0,

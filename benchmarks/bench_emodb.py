@@ -1,0 +1,216 @@
+"""HILBERT on real speech: per-speaker EmoDB documents through prepare -> embed -> cross-validation.
+
+Documents: built by bench_audio_encoders.build_documents (20-40 utterances of one EmoDB speaker,
+the share of negative-valence utterances - anger, fear, sadness, disgust, boredom - drawn
+uniformly in [0.15, 0.85], label = a negative majority), joined with 0.3-1 s of silence into one
+16 kHz WAV per document. Each has a timed JSON transcript (the fixed German sentence of every
+utterance, from the EmoDB README), so prepare runs no ASR and, with one speaker, no diarization.
+
+Pipeline (the real one, through its Python API; outputs cached under --out, so a rerun only
+trains): prepare_recordings (--num-speakers 1, --transcripts), embed_work_dir per audio encoder
+with text allMiniLM6, then on one set of speaker-grouped folds (one speaker per test fold):
+hilbert and transfer (run_cv), the linear and length-only baselines (run_baseline_cv) and a
+text-only control (the linear baseline with the audio features zeroed: the sentences carry no
+label, so it must score ~0.5). A joined encoder a+b is the concatenation of its parts' cached
+vectors (what ConcatAudioEncoder writes), so no part is encoded twice.
+
+    python benchmarks/bench_emodb.py [--out /tmp/hilbert_bench_emodb] [--docs-per-speaker 10]
+        [--encoders spec,whisperTinyEnc,egemaps,egemaps+whisperTinyEnc] [--epoch-choice inner_cv,early_stopping]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench_audio_encoders import SR, build_documents, load_emodb  # noqa: E402
+
+TASK = "neg_majority"
+#: the fixed sentences by text code (EmoDB README)
+SENTENCES = {
+    "a01": "Der Lappen liegt auf dem Eisschrank.",
+    "a02": "Das will sie am Mittwoch abgeben.",
+    "a04": "Heute abend könnte ich es ihm sagen.",
+    "a05": "Das schwarze Stück Papier befindet sich da oben neben dem Holzstück.",
+    "a07": "In sieben Stunden wird es soweit sein.",
+    "b01": "Was sind denn das für Tüten, die da unter dem Tisch stehen?",
+    "b02": "Sie haben es gerade hochgetragen und jetzt gehen sie wieder runter.",
+    "b03": "An den Wochenenden bin ich jetzt immer nach Hause gefahren und habe Agnes besucht.",
+    "b09": "Ich will das eben wegbringen und dann mit Karl was trinken gehen.",
+    "b10": "Die wird auf dem Platz sein, wo wir sie immer hinlegen.",
+}
+
+
+def write_corpus(emodb: Path, out: Path, per_speaker: int, seed: int = 0) -> tuple[Path, Path, Path, float]:
+    """(wav dir, transcripts dir, labels.csv, seconds of audio); files already there are kept."""
+    import soundfile as sf
+
+    wav_dir, tr_dir, labels = out / "wav", out / "transcripts", out / "labels.csv"
+    names, clips = load_emodb(emodb)
+    docs = build_documents(names, per_speaker, seed)
+    rng = np.random.default_rng(seed + 1)
+    wav_dir.mkdir(parents=True, exist_ok=True)
+    tr_dir.mkdir(parents=True, exist_ok=True)
+    rows, total = [], 0.0
+    for k, (spk, idx, label) in enumerate(docs):
+        rid = f"s{spk}_d{k:03d}"
+        gaps = rng.uniform(0.3, 1.0, len(idx) + 1)
+        parts, segs, t = [np.zeros(int(gaps[0] * SR), np.float32)], [], gaps[0]
+        for i, gap in zip(idx, gaps[1:]):
+            c = clips[i]
+            segs.append({"start": round(t, 3), "end": round(t + c.size / SR, 3), "text": SENTENCES[names[i][2:5]]})
+            parts += [c.astype(np.float32), np.zeros(int(gap * SR), np.float32)]
+            t += c.size / SR + int(gap * SR) / SR
+        audio = np.concatenate(parts)
+        total += audio.size / SR
+        if not (wav_dir / f"{rid}.wav").exists():
+            sf.write(wav_dir / f"{rid}.wav", audio, SR, subtype="PCM_16")
+            (tr_dir / f"{rid}.json").write_text(json.dumps({"segments": segs}, ensure_ascii=False), encoding="utf-8")
+        rows.append((f"{rid}.wav", label, spk))
+    with labels.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["recording_id", TASK, "speaker"])
+        w.writerows(rows)
+    return wav_dir, tr_dir, labels, total
+
+
+def prepare(wav_dir: Path, tr_dir: Path, work: Path) -> float:
+    from hilbert_cli.batch import discover
+    from hilbert_cli.prepare.options import PrepareOptions
+    from hilbert_cli.prepare.pipeline import prepare_recordings
+
+    t = time.perf_counter()
+    recs, _ = discover(wav_dir)
+    opts = PrepareOptions(num_speakers=1, transcripts=str(tr_dir), sidecars=False, device="cpu")
+    res = prepare_recordings(recs, opts, work, show_progress=False)
+    if res.failed:
+        raise SystemExit(f"prepare failed for {len(res.failed)} recording(s): {res.failed[:2]}")
+    return time.perf_counter() - t
+
+
+def embed(work: Path, audio: str) -> tuple[Path, float]:
+    from hilbert_cli.embed.options import EmbedOptions
+    from hilbert_cli.embed.pipeline import embed_work_dir, features_dir
+
+    opts = EmbedOptions(audio=audio, text="allMiniLM6", device="cpu")
+    t = time.perf_counter()
+    res = embed_work_dir(work, opts, show_progress=False)
+    if res.failed:
+        raise SystemExit(f"embed {audio} failed for {len(res.failed)} recording(s): {res.failed[:2]}")
+    return features_dir(work, opts), time.perf_counter() - t
+
+
+def load(features: Path, labels: Path):
+    from hilbert_cli.training.data import FeatureDataset
+
+    return FeatureDataset.from_parquet(features, labels, tasks=[TASK], group_column="speaker", max_segments=512)
+
+
+def joined(parts: list) -> object:
+    """The a+b dataset: audio features of the parts concatenated (same recordings, same segments)."""
+    import torch
+
+    first = parts[0]
+    for p in parts[1:]:
+        if p.recording_ids != first.recording_ids or not torch.equal(p.mask, first.mask):
+            raise SystemExit("joined encoder: the parts' recordings or segments differ")
+    return dataclasses.replace(first, audio=torch.cat([p.audio for p in parts], dim=-1), _stats={})
+
+
+def text_only(ds) -> object:
+    import torch
+
+    return dataclasses.replace(ds, audio=torch.zeros_like(ds.audio[..., :1]), _stats={})
+
+
+def evaluate(ds, splits, variants: list[str], epoch_choices: list[str], threads: int) -> list[tuple[str, object]]:
+    from hilbert_cli.training.baselines import run_baseline_cv
+    from hilbert_cli.training.config import ModelConfig, TrainConfig
+    from hilbert_cli.training.cv import run_cv
+
+    rows = []
+    for v in variants:
+        for ec in epoch_choices:
+            tc = TrainConfig(n_folds=len(splits), threads=threads, device="cpu", final_model=False,
+                             diagnostics=False, epoch_choice=ec)
+            r = run_cv(ds, TASK, ModelConfig(variant=v), tc, splits)
+            rows.append((v if len(epoch_choices) == 1 else f"{v} ({ec})", r))
+    for kind in ("linear", "length-only"):
+        rows.append((kind, run_baseline_cv(ds, TASK, splits, kind)))
+    rows.append(("text only (linear, audio zeroed)", run_baseline_cv(text_only(ds), TASK, splits, "linear")))
+    return rows
+
+
+def print_table(encoder: str, ds, rows) -> None:
+    print(f"\n### {encoder} (d_audio {ds.d_audio}) + allMiniLM6\n")
+    print("| model | fold-mean AUC ± sd | pooled OOF AUC | epochs (per fold) | seconds |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, r in rows:
+        ep = r.best_epochs
+        eps = f"{min(ep)}-{max(ep)} (median {int(np.median(ep))})" if ep else ""
+        print(f"| {name} | {r.auc_mean:.3f} ± {r.auc_std:.3f} | {r.auc:.3f} | {eps} | {r.seconds:.0f} |")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--emodb", type=Path, default=ROOT.parent / "shared" / "data" / "emodb" / "wav")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/hilbert_bench_emodb"))
+    ap.add_argument("--docs-per-speaker", type=int, default=10, help="more: 20 (twice the prepare/embed time)")
+    ap.add_argument("--encoders", default="spec,whisperTinyEnc,egemaps,egemaps+whisperTinyEnc")
+    ap.add_argument("--variants", default="hilbert,transfer")
+    ap.add_argument("--epoch-choice", default="inner_cv",
+                    help="comma list of TrainConfig.epoch_choice values to compare (inner_cv,early_stopping)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--embed-only", action="store_true", help="build, prepare and embed (fill the cache), no training")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from hilbert_cli.training.splits import task_splits
+
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
+    out = args.out / f"docs{args.docs_per_speaker}_seed{args.seed}"
+    wav_dir, tr_dir, labels, audio_s = write_corpus(args.emodb, out, args.docs_per_speaker, args.seed)
+    work = out / "work"
+    t_prep = prepare(wav_dir, tr_dir, work)
+    encoders = [e for e in args.encoders.split(",") if e]
+    parts = sorted({p for e in encoders for p in e.split("+")})
+    feats, t_embed = {}, {}
+    for p in parts:
+        feats[p], t_embed[p] = embed(work, p)
+    print(f"# EmoDB documents: {len(list(wav_dir.glob('*.wav')))} recordings, {audio_s / 60:.0f} min of audio "
+          f"({out}); prepare {t_prep:.0f} s, embed " + ", ".join(f"{p} {t:.0f} s" for p, t in t_embed.items())
+          + " (0 s = cached)")
+    if args.embed_only:
+        return
+    data = {p: load(feats[p], labels) for p in parts}
+    first = data[parts[0]]
+    splits = task_splits(first, TASK, n_folds=len(set(first.groups)), seed=args.seed)
+    print(f"{first.n} documents, {len(set(first.groups))} speakers, {first.labels[TASK].mean():.0%} negative-majority, "
+          f"{len(splits)} speaker-grouped folds (one speaker per test fold), the same folds for every row; "
+          f"segments per document {int(first.lengths.min())}-{int(first.lengths.max())}")
+    for enc in encoders:
+        ds = joined([data[p] for p in enc.split("+")]) if "+" in enc else data[enc]
+        rows = evaluate(ds, splits, args.variants.split(","), args.epoch_choice.split(","), args.threads)
+        print_table(enc, ds, rows)
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s on {os.cpu_count()} cores, torch threads {args.threads}, "
+          f"load average {load0:.1f} at start and {os.getloadavg()[0]:.1f} at the end (other jobs were running)")
+
+
+if __name__ == "__main__":
+    main()
