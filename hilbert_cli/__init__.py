@@ -1,10 +1,55 @@
-"""hilbert: document-level predictions and embeddings from long interview recordings."""
+"""hilbert: document-level predictions and embeddings from long interview recordings.
 
+The Python API (what the `hilbert` commands call; README.md, "Python API")::
+
+    from hilbert_cli import discover, prepare_recordings, PrepareOptions   # recordings -> words
+    from hilbert_cli import embed_work_dir, EmbedOptions                   # words -> features
+    from hilbert_cli import load_recipe, train_recipe, run_compare         # features -> models, reports
+    from hilbert_cli import load_model_dir, score_recordings, ScoreOptions # models -> scores
+
+Names load on first use (module ``__getattr__``), so ``import hilbert_cli`` and
+``hilbert --help`` import neither torch nor pyarrow.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version as _version
+from typing import Any
 
 try:
     __version__ = _version("hilbert-cli")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+#: public name -> the submodule that defines it
+_EXPORTS = {
+    "discover": "batch",
+    "PrepareOptions": "prepare.options",
+    "prepare_recordings": "prepare.pipeline",
+    "EmbedOptions": "embed.options",
+    "embed_work_dir": "embed.pipeline",
+    "load_recipe": "recipes",
+    "ModelConfig": "training.config",
+    "TrainConfig": "training.config",
+    "train_recipe": "training.run",
+    "run_compare": "evaluation.runner",
+    "load_model_dir": "training.checkpoint",
+    "ScoreOptions": "scoring.pipeline",
+    "score_recordings": "scoring.pipeline",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -1,0 +1,71 @@
+"""The public Python API: `from hilbert_cli import ...`, lazily, and the README's example runs."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import hilbert_cli
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: what a notebook user needs to run the pipeline without the CLI (README.md, "Python API")
+ENTRY_POINTS = ("discover", "prepare_recordings", "embed_work_dir", "train_recipe", "run_compare",
+                "score_recordings", "load_model_dir", "load_recipe")
+OPTIONS = ("PrepareOptions", "EmbedOptions", "ScoreOptions", "ModelConfig", "TrainConfig")
+
+
+def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def _readme_python_api_example() -> str:
+    text = (REPO / "README.md").read_text()
+    section = text.split("\n## Python API\n", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the Python API section has one python example"
+    return blocks[0]
+
+
+def test_every_entry_point_and_option_class_is_exported_from_its_defining_module():
+    assert set(ENTRY_POINTS + OPTIONS) <= set(hilbert_cli.__all__)
+    for name in ENTRY_POINTS + OPTIONS:
+        obj = getattr(hilbert_cli, name)
+        home = importlib.import_module(obj.__module__)
+        assert getattr(home, name) is obj, name  # the same object, not a copy
+    assert callable(hilbert_cli.train_recipe) and hilbert_cli.TrainConfig().n_folds >= 0
+
+
+def test_an_unknown_name_is_an_attribute_error():
+    try:
+        hilbert_cli.no_such_function  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_function" in str(exc)
+    else:
+        raise AssertionError("hilbert_cli.no_such_function resolved")
+
+
+def test_importing_the_package_loads_no_heavy_library(tmp_path):
+    code = ("import sys, hilbert_cli; assert 'discover' in dir(hilbert_cli); "
+            "print(sorted(m for m in ('torch', 'pyarrow', 'numpy', 'pydantic', 'typer') if m in sys.modules))")
+    res = _run(code, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+
+
+def test_readme_python_api_example_runs(tmp_path):
+    res = _run(_readme_python_api_example(), tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.strip().splitlines()
+    variants = [ln.split()[1] for ln in lines if re.fullmatch(r"audio_affect \S+ AUC \d\.\d\d", ln)]
+    assert variants == ["hilbert", "linear", "length-only"], res.stdout
+    pred = re.fullmatch(r"audio_affect (\d) (\{.*\})", lines[-1])
+    assert pred, res.stdout
+    label, probs = pred.group(1), ast.literal_eval(pred.group(2))
+    assert sorted(probs) == ["0", "1", "2"] and probs[label] == max(probs.values())
+    assert abs(sum(probs.values()) - 1.0) < 0.02
+    assert list(tmp_path.iterdir()) == []  # the run went to the temp dir, nothing into the cwd
