@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 #: command modules under hilbert_cli/commands, in help order
-COMMAND_MODULES = ["demo", "prepare", "embed", "train", "score", "compare", "recipes", "models", "doctor"]
+COMMAND_MODULES = ["demo", "prepare", "embed", "train", "score", "compare", "export", "recipes", "models", "doctor"]
 
 
 def _version(value: bool) -> None:
