@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import re
 import subprocess
 import sys
@@ -20,7 +21,11 @@ OPTIONS = ("PrepareOptions", "EmbedOptions", "ScoreOptions", "ModelConfig", "Tra
 
 
 def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=300)
+    """`code` in a fresh interpreter that imports the hilbert_cli under test (not another install)."""
+    src = str(Path(hilbert_cli.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 def _readme_python_api_example() -> str:
@@ -37,11 +42,7 @@ def test_every_entry_point_and_option_class_is_exported_from_its_defining_module
         obj = getattr(hilbert_cli, name)
         home = importlib.import_module(obj.__module__)
         assert getattr(home, name) is obj, name  # the same object, not a copy
-    assert callable(hilbert_cli.train_recipe) and hilbert_cli.TrainConfig().n_folds >= 0
-
-
-def test_an_unknown_name_is_an_attribute_error():
-    try:
+    try:  # anything else is still an AttributeError naming it
         hilbert_cli.no_such_function  # noqa: B018
     except AttributeError as exc:
         assert "no_such_function" in str(exc)
