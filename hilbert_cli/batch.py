@@ -11,7 +11,9 @@
 - resume: a recording is done when its output exists with the same config hash;
 - isolation: one bad recording becomes one error row (errors/<stage>/<recording_id>.parquet),
   never a stopped batch; the errors directory is itself a Parquet dataset. A full disk is not
-  a bad recording: it stops the batch with one line (DiskFull), keeping what was written.
+  a bad recording: it stops the batch with one line (DiskFull), keeping what was written;
+- accounting: every run's BatchResult holds one manifest row per recording (hilbert_cli.manifest),
+  and its summary and exit code are computed from those rows.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import pyarrow as pa
 
+from . import manifest
 from .console import console, make_progress
 from .errors import ConfigError, DiskFull, InputError, disk_full_cause, disk_full_message, one_line
 from .parquet_io import clean_stale_temps, read_metadata, read_table, write_table_atomic
@@ -58,8 +61,11 @@ class Recording:
 
 @dataclass(frozen=True)
 class Skipped:
+    """A file discovery passed over; recording_id is the id it would have (its manifest row)."""
+
     path: Path
     reason: str
+    recording_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,9 +166,9 @@ def discover(source: str | Path) -> tuple[list[Recording], list[Skipped]]:
                 continue
             rel_parts = p.relative_to(source).parts
             if any(part.startswith(".") for part in rel_parts):
-                skipped.append(Skipped(p, "hidden file"))
+                skipped.append(Skipped(p, "hidden file", _recording_id(p, root)))
             elif p.suffix.lower() not in AUDIO_EXTENSIONS:
-                skipped.append(Skipped(p, f"not an audio file extension ({p.suffix or 'none'})"))
+                skipped.append(Skipped(p, f"not an audio file extension ({p.suffix or 'none'})", _recording_id(p, root)))
             else:
                 recordings.append(Recording(_recording_id(p, root), p))
     elif source.suffix.lower() in LIST_EXTENSIONS:
@@ -295,14 +301,15 @@ def record_failure(out_root: Path, stage: str, rec: Recording, exc: BaseExceptio
     """The error row of a failed recording, written when possible: a disk that is full now (or
     was the failure) stops the batch; any other failure to write the row is reported, not fatal."""
     raise_if_disk_full(exc, rec)
+    status = {"status": manifest.failure_status(exc)}  # the manifest row's status (no_speech or error)
     try:
-        return write_error(out_root, stage, rec, exc)
+        return {**write_error(out_root, stage, rec, exc), **status}
     except Exception as write_exc:
         raise_if_disk_full(write_exc, rec)
         console.print(f"[red]could not write the error row of {as_text(rec.recording_id)}:[/] "
                       f"{as_text(one_line(write_exc))}", soft_wrap=True)
         return {"recording_id": as_text(rec.recording_id), "stage": stage, "error_type": exc.__class__.__name__,
-                "message": as_text(one_line(exc)), "path": name_text(str(rec.path)), "time_utc": ""}
+                "message": as_text(one_line(exc)), "path": name_text(str(rec.path)), "time_utc": "", **status}
 
 
 def clear_error(out_root: Path, stage: str, recording_id: str) -> None:
@@ -322,24 +329,42 @@ def read_errors(out_root: Path, stage: str | None = None) -> pa.Table:
 
 @dataclass
 class BatchResult:
+    """What a run did: the engines fill done / skipped / failed / seconds; `rows` is the
+    manifest built from them (run_batch), and the summary and exit code are read from it."""
+
     stage: str
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: list[dict] = field(default_factory=list)
     audio_s: float = 0.0
     wall_s: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # recording_id -> wall seconds spent
+    rows: list[dict] = field(default_factory=list)  # manifest rows (hilbert_cli.manifest)
+    manifest_path: Path | None = None
 
     @property
     def exit_code(self) -> int:
         from .errors import ExitCode
 
+        if self.rows:
+            return manifest.exit_code(self.rows)
         return ExitCode.PARTIAL if self.failed else ExitCode.OK
 
+    def counts(self) -> dict[str, int]:
+        """Manifest rows per outcome (see manifest.counts)."""
+        if self.rows:
+            return manifest.counts(self.rows)
+        return {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed)}
+
     def summary(self) -> str:
+        c = self.counts()
         rt = f", {self.audio_s / self.wall_s:.1f}x real time" if self.wall_s > 0 and self.audio_s > 0 else ""
+        detail = f" ({c['ok']} ok, {c['no_speech']} no speech)" if c.get("no_speech") else ""
+        ignored = f", {c['ignored']} ignored (hidden or not audio)" if c.get("ignored") else ""
+        where = f"; manifest {self.manifest_path}" if self.manifest_path else ""
         return (
-            f"{self.stage}: {len(self.done)} done, {len(self.skipped)} skipped (already done), "
-            f"{len(self.failed)} failed; {self.audio_s / 3600:.2f} h audio in {self.wall_s:.1f} s{rt}"
+            f"{self.stage}: {c['done']} done{detail}, {c['skipped']} skipped (already done), "
+            f"{c['failed']} failed{ignored}; {self.audio_s / 3600:.2f} h audio in {self.wall_s:.1f} s{rt}{where}"
         )
 
 
@@ -355,6 +380,8 @@ def run_batch(
     show_progress: bool = True,
     engine: str = "local",
     engine_options: Mapping[str, Any] | None = None,
+    describe: manifest.Describe | None = None,
+    config_hash: str | None = None,
 ) -> BatchResult:
     """Run the stage on each recording not yet done; failures become error rows.
 
@@ -362,24 +389,34 @@ def run_batch(
     seconds it handled (for throughput figures). Nothing is accumulated in memory across
     recordings. `make_process` is a picklable factory, so other engines (Ray actors) can
     build the callable once per worker; the local engine builds it once here.
+    `describe(rec)` reads a recording's facts (duration, words, speakers, segments, no speech)
+    from its output, for the manifest rows the result carries (`BatchResult.rows`).
     """
     if (process is None) == (make_process is None):
         raise TypeError("run_batch needs exactly one of process= or make_process=")
     clean_stale_temps(out_root)  # left in the work dir by killed runs (never a live run's)
+    recordings = list(recordings)
     if engine == "ray":
         if make_process is None:
             raise ConfigError(f"{stage}: the ray engine needs a picklable make_process factory")
         from .engines.ray_engine import run_batch_ray
 
-        return run_batch_ray(
+        result = run_batch_ray(
             recordings, stage=stage, out_root=out_root, make_process=make_process,
             is_done=is_done, overwrite=overwrite,
             **{"show_progress": show_progress, **dict(engine_options or {})},
         )
-    if engine != "local":
+    elif engine != "local":
         raise ConfigError(f"--engine {engine}: expected local or ray")
-    if process is None:
-        process = make_process()
+    else:
+        result = _run_local(recordings, stage, out_root, is_done, process or make_process(), overwrite, show_progress)
+    result.rows = manifest.batch_rows(result, recordings, describe=describe, config_hash=config_hash)
+    return result
+
+
+def _run_local(recordings: list[Recording], stage: str, out_root: Path, is_done: Callable[[Recording], bool],
+               process: Callable[[Recording], float | None], overwrite: bool, show_progress: bool) -> BatchResult:
+    """The local engine: each recording in turn, in this process."""
     result = BatchResult(stage)
     t0 = time.perf_counter()
     with make_progress() as progress:
@@ -388,6 +425,7 @@ def run_batch(
             if not overwrite and is_done(rec):
                 result.skipped.append(rec.recording_id)
             else:
+                t_rec = time.perf_counter()
                 try:
                     audio_s = process(rec)
                 except (KeyboardInterrupt, SystemExit):
@@ -400,6 +438,7 @@ def run_batch(
                     clear_error(out_root, stage, rec.recording_id)
                     result.done.append(rec.recording_id)
                     result.audio_s += float(audio_s or 0.0)
+                result.seconds[rec.recording_id] = time.perf_counter() - t_rec
             elapsed = time.perf_counter() - t0
             rt = f"{result.audio_s / elapsed:.1f}x RT" if result.audio_s and elapsed > 0 else ""
             progress.update(

@@ -45,7 +45,9 @@ def embed(
     each segment with a frozen audio and a frozen text encoder.
 
     Writes WORK_DIR/features/<audio>__<text>/<recording_id>.parquet (the features contract) and
-    the segments tables (with the signals each cut was made on) under WORK_DIR/embed/segments/.
+    the segments tables (with the signals each cut was made on) under WORK_DIR/embed/segments/,
+    and WORK_DIR/manifest/embed/part-K-of-N.parquet, one row per prepared recording (the summary
+    and the exit code are read from it).
     Vectors are cached per (recording, segmentation, encoder): a second backbone never
     recomputes the first, and a re-run computes nothing.
     """

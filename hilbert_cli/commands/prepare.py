@@ -21,7 +21,7 @@ from . import check_transcripts_dir
 
 def prepare(
     source: Path = typer.Argument(..., help="A directory of recordings (searched recursively), one audio file, or a list file (.txt/.lst) of paths."),
-    out: Path = typer.Option(..., "--out", "-o", help="Work directory: writes OUT/prepare/words/, OUT/prepare/turns/, OUT/errors/prepare/."),
+    out: Path = typer.Option(..., "--out", "-o", help="Work directory: writes OUT/prepare/words/, OUT/prepare/turns/, OUT/errors/prepare/ and the manifest OUT/manifest/prepare/."),
     diarization: str = typer.Option("vad-cluster", "--diarization", help="vad-cluster (offline: silero VAD + Resemblyzer + clustering), pyannote, or none (one speaker)."),
     diarization_model: Optional[str] = typer.Option(None, "--diarization-model", help="pyannote pipeline: registry alias, hub id (HF_TOKEN) or local directory (default pyannote-community-1)."),
     num_speakers: Optional[int] = typer.Option(None, "--num-speakers", help="Exact number of speakers, when known."),
@@ -56,6 +56,8 @@ def prepare(
     never sit whole in memory. Re-runs skip recordings already done with the same options.
     Exit codes: 0 all done, 1 some recordings failed (see OUT/errors/prepare/), 2 bad usage or
     unavailable model, 3 broken installation, 4 disk full (free space, run again).
+    OUT/manifest/prepare/part-K-of-N.parquet has one row per file found (ok, no_speech, error,
+    ignored); the summary and the exit code are read from it.
     """
     from ..batch import Shard, discover
     from ..console import console, warn
@@ -94,7 +96,7 @@ def prepare(
             _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
     result = prepare_recordings(
         recordings, opts, out, overwrite=overwrite, shard=sh, show_progress=not quiet,
-        engine=eng, engine_options=eng_opts, preparer=preparer, low_memory=low_memory,
+        engine=eng, engine_options=eng_opts, preparer=preparer, low_memory=low_memory, ignored=skipped,
     )
     console.print(result.summary())
     if result.failed:

@@ -80,24 +80,28 @@ def print_summary(run, console) -> None:
     from rich.table import Table
 
     r = run.result
+    c = r.counts()  # from the manifest rows, like the exit code
     audio_h = r.audio_s / 3600
     rt = f"{r.audio_s / r.wall_s:.1f}x" if r.wall_s > 0 and r.audio_s > 0 else "-"
     t = Table(title="hilbert score", show_header=False, title_justify="left")
     t.add_column(style="bold")
     t.add_column()
-    t.add_row("scored", str(len(r.done)))
-    t.add_row("skipped (already done)", str(len(r.skipped)))
-    t.add_row("failed", f"[red]{len(r.failed)}[/]" if r.failed else "0")
-    if run.n_ignored:
-        t.add_row("ignored files", f"{run.n_ignored} (hidden or not audio)")
+    t.add_row("scored", str(c["done"]))
+    t.add_row("skipped (already done)", str(c["skipped"]))
+    no_speech = f" ({c['no_speech']} with no speech to score)" if c.get("no_speech") else ""
+    t.add_row("failed", f"[red]{c['failed']}[/]{no_speech}" if c["failed"] else "0")
+    if c.get("ignored"):
+        t.add_row("ignored files", f"{c['ignored']} (hidden or not audio)")
     t.add_row("audio scored", f"{audio_h:.2f} h in {r.wall_s:.1f} s ({rt} real time)")
     if run.timings and r.audio_s > 0:
         t.add_row("x real time per stage", ", ".join(
             f"{k} {r.audio_s / v:.1f}x" for k, v in run.timings.items() if v > 0))
     t.add_row("table", f"{run.out_path} ({run.n_rows} rows)")
+    if r.manifest_path is not None:
+        t.add_row("manifest", f"{r.manifest_path} ({len(r.rows)} files)")
     console.print(t)
-    if r.failed:
-        console.print(f"[yellow]{len(r.failed)} recording(s) failed: see the error rows (status = 'error') "
+    if c["failed"]:
+        console.print(f"[yellow]{c['failed']} recording(s) failed: see the error rows (status = 'error') "
                       f"in {run.out_path}; run the same command again to retry them.[/]")
 
 

@@ -11,6 +11,7 @@ Outputs under WORK_DIR:
     embed/segments/<seg_key>/<recording_id>.parquet    the segments table (signals, cut reasons)
     embed/cache/<seg_key>/<encoder_key>/...            per-encoder vectors (see cache.py)
     errors/embed/<recording_id>.parquet                one row per failed recording
+    manifest/embed/part-K-of-N.parquet                 one row per recording (docs/CONTRACTS.md, "Manifest")
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 import pyarrow as pa
 
+from .. import manifest
 from ..batch import (BatchResult, Recording, Shard, discover_outputs, is_complete, options_hash, output_path,
                      run_batch, select_shard)
 from ..errors import InputError
@@ -316,12 +318,30 @@ def embed_work_dir(
             return False
         return is_complete(output_path(fdir.parent, fdir.name, rec.recording_id), config_hash(options, prep_hash))
 
+    def describe(rec: Recording) -> dict:
+        return embedded_facts(rec, output_path(fdir.parent, fdir.name, rec.recording_id), options)
+
     factory = functools.partial(_make_process, str(work_dir), options.model_dump())
     t0 = time.perf_counter()
     result = run_batch(recs, stage=STAGE, out_root=work_dir, is_done=is_done, make_process=factory,
-                       overwrite=overwrite, show_progress=show_progress, engine=engine, engine_options=engine_options)
+                       overwrite=overwrite, show_progress=show_progress, engine=engine, engine_options=engine_options,
+                       describe=describe)
     result.wall_s = result.wall_s or time.perf_counter() - t0
-    return result
+    sh = shard if isinstance(shard, Shard) or shard is None else Shard.parse(shard)
+    return manifest.finish(result, manifest.manifest_dir(work_dir, STAGE), shard=sh)
+
+
+def embedded_facts(rec: Recording, features_path: Path, options: EmbedOptions) -> dict:
+    """The manifest's facts of a recording (its words table is rec.path): words and speakers from
+    prepare, segments from the features file when it was written with this run's hash."""
+    facts = manifest.words_facts(rec.path)
+    prep = manifest.footer(rec.path) if facts else None
+    chash = config_hash(options, prep[1].get("config_hash")) if prep else None
+    facts.update(config_hash=chash, n_segments=None, no_speech=False)
+    feats = manifest.footer(features_path) if chash and features_path.is_file() else None
+    if feats is not None and feats[1].get("config_hash") == chash:
+        facts.update(n_segments=feats[0], no_speech=feats[0] == 0)
+    return facts
 
 
 def read_features(path: Path) -> pa.Table:

@@ -6,7 +6,9 @@
 
 Both engines write exactly the same files: each stage worker writes its recording's outputs
 atomically on a file system every worker sees, resume skips recordings already done, and a
-bad recording becomes one error row. :mod:`hilbert_cli.engines.options` holds the Typer
+bad recording becomes one error row; the stage's manifest rows (hilbert_cli.manifest) are built
+on the driver from the same BatchResult fields (done, skipped, failed, seconds) and the outputs
+on disk, so both engines write the same manifest. :mod:`hilbert_cli.engines.options` holds the Typer
 options (``--engine``, ``--ray-address``, ``--ray-num-cpus``, ``--ray-num-gpus``,
 ``--ray-concurrency``) the command modules add.
 

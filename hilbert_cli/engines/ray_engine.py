@@ -18,8 +18,9 @@ How a run goes (``run_batch_ray`` for one stage, ``run_stages_ray`` for a chain)
    again (unless overwrite), the worker writes its outputs atomically (temp file + rename on
    the shared file system) and returns its audio seconds; an exception becomes the same error
    row (``batch.write_error``) and a success clears an old one (``batch.clear_error``).
-   Only a small status row travels back to the driver, which fills the ``BatchResult`` and
-   the progress bar as rows stream in.
+   Only a small status row (status, audio seconds, wall seconds, error row) travels back to
+   the driver, which fills the ``BatchResult`` and the progress bar as rows stream in;
+   ``batch.run_batch`` builds the manifest rows from it, as for the local engine.
 
 Fault tolerance: Ray restarts a dead actor and retries its block. Writes are idempotent (same
 path, atomic rename), so a retried recording is written again, never twice, and a
@@ -335,6 +336,11 @@ def _status_columns(index: int) -> tuple[str, str, str]:
     return f"s{index}_status", f"s{index}_audio_s", f"s{index}_error"
 
 
+def _seconds_column(index: int) -> str:
+    """Wall seconds the actor spent on the recording (the manifest's `seconds`, as the local engine measures it)."""
+    return f"s{index}_seconds"
+
+
 class StageActor:
     """A long-lived Ray actor for one stage: builds the stage worker once, then handles blocks.
 
@@ -362,15 +368,18 @@ class StageActor:
     def __call__(self, batch: pa.Table) -> pa.Table:
         import json
 
-        statuses, audio, errors = [], [], []
+        statuses, audio, errors, seconds = [], [], [], []
         for row in batch.to_pylist():
+            t0 = time.perf_counter()
             status, audio_s, err = self._one(row)
             statuses.append(status)
             audio.append(audio_s)
             errors.append(None if err is None else json.dumps(err))
+            seconds.append(0.0 if status in (STATUS_SKIPPED, STATUS_BLOCKED) else time.perf_counter() - t0)
         c_status, c_audio, c_error = _status_columns(self.index)
         batch = batch.append_column(c_status, pa.array(statuses, pa.string()))
         batch = batch.append_column(c_audio, pa.array(audio, pa.float64()))
+        batch = batch.append_column(_seconds_column(self.index), pa.array(seconds, pa.float64()))
         return batch.append_column(c_error, pa.array(errors, pa.string()))
 
     def _one(self, row: Mapping[str, Any]) -> tuple[str, float, dict | None]:
@@ -586,6 +595,8 @@ def _run_dataset(
             for i, res in enumerate(results):
                 c_status, c_audio, c_error = _status_columns(i)
                 status = row[c_status]
+                if status in (STATUS_DONE, STATUS_FAILED):
+                    res.seconds[rid] = float(row[_seconds_column(i)] or 0.0)
                 if status == STATUS_DONE:
                     res.done.append(rid)
                     res.audio_s += float(row[c_audio] or 0.0)

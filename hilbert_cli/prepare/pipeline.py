@@ -9,6 +9,7 @@ Output layout (docs/CONTRACTS.md, "Work directory layout"):
     WORK/prepare/words/<recording_id>.parquet   one row per word (written last: the done marker)
     WORK/prepare/turns/<recording_id>.parquet   one row per speaker turn
     WORK/errors/prepare/<recording_id>.parquet  one row per failed recording
+    WORK/manifest/prepare/part-K-of-N.parquet   one row per file discovered (CONTRACTS.md, "Manifest")
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Iterable
 import numpy as np
 import pyarrow as pa
 
-from .. import batch
+from .. import batch, manifest
 from ..audio import SAMPLE_RATE, probe, stream_chunks
-from ..batch import BatchResult, Recording, Shard
+from ..batch import BatchResult, Recording, Shard, Skipped
 from ..parquet_io import read_table, write_table_atomic
 from .assign import UNKNOWN, assign_speakers, target_speakers
 from .options import PrepareOptions
@@ -414,6 +415,11 @@ def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
     return batch.is_complete(words_path(work_dir, rec.recording_id), chash)
 
 
+def describe(rec: Recording, work_dir: Path, chash: str) -> dict:
+    """The manifest's facts of a prepared recording, from its words table (no words: no speech)."""
+    return manifest.words_facts(words_path(work_dir, rec.recording_id), chash)
+
+
 def prepare_recordings(
     recordings: Iterable[Recording],
     options: PrepareOptions,
@@ -426,6 +432,7 @@ def prepare_recordings(
     engine_options: dict | None = None,
     preparer: Preparer | None = None,
     low_memory: bool = False,
+    ignored: Iterable[Skipped] = (),
 ) -> BatchResult:
     """Prepare every recording (of this shard) not already done with the same options.
 
@@ -433,20 +440,25 @@ def prepare_recordings(
     `low_memory`: two passes over the batch (local engine): diarization for every recording,
     free those models, then ASR - so the diarization models and Whisper are never loaded
     together (each still loads once per run).
+    `ignored`: the files discovery passed over, for their manifest rows
+    (WORK/manifest/prepare/part-K-of-N.parquet, written at the end).
     """
     work_dir = Path(work_dir)
     recs = list(recordings)
-    if shard is not None:
-        recs = batch.select_shard(recs, Shard.parse(shard) if isinstance(shard, str) else shard)
+    sh = Shard.parse(shard) if isinstance(shard, str) else shard
+    if sh is not None:
+        recs = batch.select_shard(recs, sh)
     chash = config_hash(options)
+    account = functools.partial(manifest.finish, directory=manifest.manifest_dir(work_dir, STAGE), shard=sh,
+                                ignored=ignored)
     if low_memory and engine == "local":
-        return _two_pass(recs, options, work_dir, chash, overwrite=overwrite, show_progress=show_progress,
-                         preparer=preparer)
+        return account(_two_pass(recs, options, work_dir, chash, overwrite=overwrite, show_progress=show_progress,
+                                 preparer=preparer))
     if preparer is not None and engine == "local":
         runner = {"process": _Process(options, work_dir, preparer)}
     else:
         runner = {"make_process": functools.partial(_make_process, options.model_dump_json(), str(work_dir))}
-    return batch.run_batch(
+    return account(batch.run_batch(
         recs,
         stage=STAGE,
         out_root=work_dir,
@@ -456,7 +468,9 @@ def prepare_recordings(
         show_progress=show_progress,
         engine=engine,
         engine_options=engine_options,
-    )
+        describe=functools.partial(describe, work_dir=work_dir, chash=chash),
+        config_hash=chash,
+    ))
 
 
 def _two_pass(recs, options, work_dir, chash, *, overwrite, show_progress, preparer) -> BatchResult:
@@ -478,6 +492,9 @@ def _two_pass(recs, options, work_dir, chash, *, overwrite, show_progress, prepa
     preparer.release("asr")
     for r in r1.failed + r2.failed:
         _stash_path(work_dir, r["recording_id"]).unlink(missing_ok=True)
-    result = BatchResult(STAGE, done=r2.done, skipped=skipped, failed=r1.failed + r2.failed, audio_s=r2.audio_s)
+    result = BatchResult(STAGE, done=r2.done, skipped=skipped, failed=r1.failed + r2.failed, audio_s=r2.audio_s,
+                         seconds={k: r1.seconds.get(k, 0.0) + r2.seconds.get(k, 0.0) for k in {**r1.seconds, **r2.seconds}})
     result.wall_s = _time.perf_counter() - t0
+    result.rows = manifest.batch_rows(result, recs, describe=functools.partial(describe, work_dir=work_dir, chash=chash),
+                                      config_hash=chash)
     return result

@@ -8,6 +8,10 @@ Layout of the work directory (shared by every shard of a run, and with `hilbert 
     WORK/score/<model_key>/<recording_id>.parquet   one score part per recording
     WORK/errors/score/<recording_id>.parquet        error rows of failed recordings
 
+The run's manifest (one row per file discovered, docs/CONTRACTS.md "Manifest") sits next to the
+scores table, where no glob of the scores picks it up: `--out scores.parquet` ->
+scores.manifest/part-K-of-N.parquet; `--out DIR/` -> DIR/_manifest/part-K-of-N.parquet.
+
 A score part is written atomically (temp file + rename) and carries a config hash (model,
 prepare and embed options, --embeddings); a recording whose part exists with that hash and
 status ok is skipped as done. The final table is then streamed from the parts of the
@@ -31,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .. import __version__
+from .. import __version__, manifest
 from ..batch import (
     BatchResult,
     Recording,
@@ -53,6 +57,8 @@ STAGE = "score"
 
 class NoSpeech(HilbertError):
     """The recording has no (target-speaker) speech segments: nothing for the model to score."""
+
+    hilbert_status = manifest.NO_SPEECH  # its manifest row says no_speech, not error
 
 
 class NonFiniteScores(HilbertError):
@@ -173,6 +179,33 @@ def part_is_done(path: Path, config_hash: str) -> bool:
 
 def _is_scored(work_dir: Path, key: str, config_hash: str, rec: Recording) -> bool:
     return part_is_done(part_path(work_dir, key, rec.recording_id), config_hash)
+
+
+def scored_facts(rec: Recording, worker: "ScoreWorker") -> dict:
+    """The manifest's facts of a recording: words and speakers from its prepare words table,
+    length and segments from its score part (a NoSpeech part: 0 segments)."""
+    from ..prepare.pipeline import words_path
+
+    facts = manifest.words_facts(words_path(worker.options.work_dir, rec.recording_id), worker.config["prepare"])
+    path = part_path(worker.options.work_dir, worker.key, rec.recording_id)
+    if is_complete(path, worker.config_hash):
+        row = pq.read_table(path, columns=["duration_s", "n_segments", "error_type"]).slice(0, 1).to_pylist()
+        if row:
+            no_speech = row[0]["error_type"] == NoSpeech.__name__
+            facts.update(duration_s=row[0]["duration_s"] if row[0]["duration_s"] is not None else facts.get("duration_s"),
+                         n_segments=0 if no_speech else row[0]["n_segments"])
+    facts["no_speech"] = False  # score's no speech is a failure (NoSpeech), not a result
+    return facts
+
+
+def manifest_dir(out_path: Path) -> Path:
+    """Where a run's manifest parts go, beside its table (see the module docstring)."""
+    if _PART_NAME.fullmatch(out_path.name):
+        return out_path.parent / "_manifest"
+    return out_path.with_name(_PART_NAME.sub("", out_path.name).removesuffix(".parquet") + ".manifest")
+
+
+_PART_NAME = re.compile(r"\.?part-\d+-of-\d+\.parquet$")
 
 
 class ScoreWorker:
@@ -385,20 +418,22 @@ def score_recordings(
     else:
         recordings, skipped = discover(source)
         n_ignored = len(skipped)
+    ignored = [] if isinstance(source, (list, tuple)) else skipped
     recordings = select_shard(recordings, shard)
     worker = ScoreWorker(options)
     _ = worker.config_hash, worker.schema  # fail fast (one line) on a bad model dir before any work
     key, chash = worker.key, worker.config_hash
     is_done = functools.partial(_is_scored, options.work_dir, key, chash)
+    accounting = {"describe": functools.partial(scored_facts, worker=worker), "config_hash": chash}
     result = run_batch(
         recordings, stage=STAGE, out_root=options.work_dir, make_process=lambda: worker,
         is_done=is_done, overwrite=overwrite, show_progress=show_progress,
-        engine=engine, engine_options=engine_options,
+        engine=engine, engine_options=engine_options, **accounting,
     ) if engine == "local" else run_batch(
         recordings, stage=STAGE, out_root=options.work_dir,
         make_process=functools.partial(ScoreWorker, options),
         is_done=is_done, overwrite=overwrite, show_progress=show_progress,
-        engine=engine, engine_options=engine_options,
+        engine=engine, engine_options=engine_options, **accounting,
     )
     out_path = shard_output_path(out, shard)
     n_rows = assemble(recordings, worker, out_path, {
@@ -407,4 +442,6 @@ def score_recordings(
             "model_dir": str(options.model_dir), "embeddings": options.embeddings,
         },
     })
+    manifest.finish(result, manifest_dir(out_path), shard=shard, ignored=ignored,
+                    extra_meta={"model_id": worker.bundle.model_id, "scores": out_path.name})
     return ScoreRun(result, out_path, n_rows, len(recordings), n_ignored, dict(worker.timings))
