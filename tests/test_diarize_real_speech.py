@@ -23,10 +23,8 @@ CANDIDATES = (REPO.parent / "shared" / "data" / "emodb", Path("/work/shared/data
 EMODB = next((p for p in CANDIDATES if (p / "wav").is_dir()), None)
 EMOTIONS = "WLEAFTN"  # anger, boredom, disgust, fear, happiness, sadness, neutral
 
-pytestmark = [
-    pytest.mark.skipif(EMODB is None, reason="EmoDB copy not found (../shared/data/emodb)"),
-    pytest.mark.skipif(not importlib.util.find_spec("resemblyzer"), reason="needs resemblyzer ([offline] extra)"),
-]
+needs_emodb = pytest.mark.skipif(EMODB is None, reason="EmoDB copy not found (../shared/data/emodb)")
+needs_resemblyzer = pytest.mark.skipif(not importlib.util.find_spec("resemblyzer"), reason="needs resemblyzer ([offline] extra)")
 
 
 def _bench():
@@ -60,6 +58,8 @@ def diarizer():
     return load_diarizer(PrepareOptions(cpu_threads=1))
 
 
+@needs_emodb
+@needs_resemblyzer
 @pytest.mark.parametrize("speaker", ["03", "14"])
 def test_one_voice_in_seven_emotions_is_one_speaker(diarizer, tmp_path, speaker):
     files = _by_emotion(speaker, 2)
@@ -70,6 +70,8 @@ def test_one_voice_in_seven_emotions_is_one_speaker(diarizer, tmp_path, speaker)
     assert out.speakers == ["SPEAKER_00"], out.info
 
 
+@needs_emodb
+@needs_resemblyzer
 def test_a_man_and_a_woman_taking_turns_are_two_speakers(diarizer, tmp_path):
     man, woman = _by_emotion("03", 1), _by_emotion("08", 1)  # one utterance per emotion each
     pieces = [p for m, w in zip(man, woman) for p in (("03", m), ("08", w))]
@@ -92,6 +94,7 @@ def _srt(segments: list[tuple[float, float, str]]) -> str:
     return "\n".join(f"{i + 1}\n{clock(s)} --> {clock(e)}\n{text}\n" for i, (s, e, text) in enumerate(segments))
 
 
+@needs_emodb
 @pytest.mark.parametrize("opts", [{"num_speakers": 1}, {"diarization": "none"}], ids=["num-speakers-1", "diarization-none"])
 def test_one_speaker_with_a_timed_transcript_builds_no_diarizer(tmp_path, monkeypatch, opts):
     import hilbert_cli.prepare.diarize as diarize
@@ -121,6 +124,8 @@ def test_one_speaker_with_a_timed_transcript_builds_no_diarizer(tmp_path, monkey
     np.testing.assert_allclose([t["start_s"] for t in turns], [r[0] for r in ref], atol=1e-3)
 
 
+@needs_emodb
+@needs_resemblyzer
 def test_num_speakers_1_loads_no_speaker_encoder(tmp_path):
     """Without a transcript, --num-speakers 1 is voice activity only: two voices, one label."""
     from hilbert_cli.prepare.diarize import load_diarizer
@@ -133,3 +138,28 @@ def test_num_speakers_1_loads_no_speaker_encoder(tmp_path):
     assert out.speakers == ["SPEAKER_00"]
     speech = sum(e - s for s, e in out.speech)
     assert speech > 0.7 * sum(e - s for s, e, _ in ref)
+
+
+def test_two_steady_voices_closer_than_the_cut_are_split_by_their_spread():
+    """Two tight clusters 0.36 apart (under the 0.45 cut that keeps one emotional voice whole)
+    are two speakers by the relative test and one without it; a loose cloud of one voice,
+    spread like EmoDB's moods, stays one."""
+    from scipy.spatial.distance import cdist
+
+    from hilbert_cli.prepare.diarize.vad_cluster import cluster
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(64)
+    b = a + 0.8 * np.linalg.norm(a) * (lambda v: v / np.linalg.norm(v))(rng.standard_normal(64))
+
+    def cloud(c, noise, n):
+        x = c / np.linalg.norm(c) + noise * rng.standard_normal((n, 64)) / 8
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    tight = np.concatenate([cloud(a, 0.4, 60), cloud(b, 0.4, 40)])
+    assert 0.2 < cdist(tight[:60], tight[60:], "cosine").mean() < 0.45
+    lab = cluster(tight, threshold=0.45, spread_ratio=1.8, min_share=0.1)
+    assert len(set(lab[:60])) == 1 and len(set(lab[60:])) == 1 and lab[0] != lab[-1]
+    assert len(set(cluster(tight, threshold=0.45, spread_ratio=None, min_share=0.1))) == 1
+    loose = cloud(a, 0.7, 100)
+    assert len(set(cluster(loose, threshold=0.45, spread_ratio=1.8, min_share=0.1))) == 1

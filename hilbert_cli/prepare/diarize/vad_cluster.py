@@ -22,6 +22,8 @@ from .vad import SileroVad, speech_regions
 #: above this many windows, cluster k-means centroids instead of the windows themselves
 MAX_DIRECT = 600
 MIN_EMBED_S = 0.5
+#: the relative test of `free_cut` never splits clusters closer than this (cosine distance)
+MIN_SPLIT_DISTANCE = 0.2
 
 
 class ResemblyzerEncoder:
@@ -133,6 +135,7 @@ def cluster(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     min_share: float = 0.02,
+    spread_ratio: float | None = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Cluster L2-normalised embeddings; returns an integer label per row.
@@ -168,9 +171,7 @@ def cluster(
             if k == 1:
                 return np.zeros(m, dtype=int)
             return AgglomerativeClustering(n_clusters=k, metric="cosine", linkage="average").fit_predict(points)
-        return AgglomerativeClustering(
-            n_clusters=None, metric="cosine", linkage="average", distance_threshold=threshold
-        ).fit_predict(points)
+        return free_cut(points, threshold, spread_ratio)
 
     if num_speakers:
         labels = cut(num_speakers)
@@ -184,6 +185,58 @@ def cluster(
         else:
             labels = _fold_small(points, labels, weights, min_share=min_share, min_k=min_speakers or 1)
     return labels[assign]
+
+
+def free_cut(points: np.ndarray, threshold: float, spread_ratio: float | None = None) -> np.ndarray:
+    """Cut scikit-learn's average-linkage tree (cosine) from the top: a merge separates two
+    speakers when its distance exceeds `threshold`, or (with `spread_ratio`) exceeds
+    `spread_ratio` times the mean distance inside its two sides and MIN_SPLIT_DISTANCE.
+
+    The absolute cut must be loose enough for one voice in many moods (EmoDB: within-voice
+    distances ~0.3); the relative test still splits two steady voices that lie closer than
+    that, as long as each is tight (synthetic or read speech)."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    m = points.shape[0]
+    tree = AgglomerativeClustering(n_clusters=None, metric="cosine", linkage="average", distance_threshold=0.0,
+                                   compute_full_tree=True).fit(points)
+    members: list[np.ndarray] = [np.array([i]) for i in range(m)]
+    for a, b in tree.children_:
+        members.append(np.concatenate([members[a], members[b]]))
+    dist = None
+    if spread_ratio:
+        from scipy.spatial.distance import pdist, squareform
+
+        dist = squareform(pdist(points, metric="cosine"))
+
+    def spread(node: int) -> tuple[float, int]:
+        idx = members[node]
+        if idx.size < 2:
+            return 0.0, 0
+        return float(dist[np.ix_(idx, idx)].sum() / (idx.size * (idx.size - 1))), int(idx.size)
+
+    def separates(j: int) -> bool:
+        d = float(tree.distances_[j])
+        if d > threshold:
+            return True
+        if dist is None or d <= MIN_SPLIT_DISTANCE:
+            return False
+        (sa, na), (sb, nb) = spread(int(tree.children_[j][0])), spread(int(tree.children_[j][1]))
+        if na + nb == 0:
+            return False
+        return d > spread_ratio * (sa * na + sb * nb) / (na + nb)
+
+    labels = np.zeros(m, dtype=int)
+    stack, k = [len(members) - 1], 0
+    while stack:
+        node = stack.pop()
+        j = node - m
+        if j >= 0 and separates(j):
+            stack.extend(int(c) for c in tree.children_[j])
+        else:
+            labels[members[node]] = k
+            k += 1
+    return labels
 
 
 def _fold_small(points: np.ndarray, labels: np.ndarray, weights: np.ndarray, *, min_share: float, min_k: int) -> np.ndarray:
@@ -278,7 +331,7 @@ class VadClusterDiarizer:
             embs[batch_idx] = self.encoder.embed(batch)
         ids = cluster(
             embs, threshold=o.cluster_threshold, num_speakers=o.num_speakers,
-            min_speakers=o.min_speakers, max_speakers=o.max_speakers, min_share=o.min_speaker_share,
+            min_speakers=o.min_speakers, max_speakers=o.max_speakers, min_share=o.min_speaker_share, spread_ratio=o.spread_ratio,
         )
         labels = relabel_by_first_appearance(ids)
         turns = turns_from_windows(regions, windows, labels)
