@@ -44,6 +44,10 @@ class PrepareOptions(BaseModel):
         0.1, ge=0.0, lt=0.5, description="vad-cluster: a cluster with less of the speech joins its nearest "
         "neighbour when the speaker count is free (in one voice, such small clusters are moods, not people)"
     )
+    spread_ratio: Optional[float] = Field(
+        1.8, gt=1.0, description="vad-cluster: also split two clusters closer than cluster_threshold when their "
+        "distance exceeds this many times their inner spread (two steady voices); None: absolute cut only"
+    )
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     min_speech_s: float = Field(0.25, ge=0.0)
     min_silence_s: float = Field(0.3, ge=0.0)
