@@ -9,7 +9,7 @@ Output layout (docs/CONTRACTS.md, "Work directory layout"):
     WORK/prepare/words/<recording_id>.parquet   one row per word (written last: the done marker)
     WORK/prepare/turns/<recording_id>.parquet   one row per speaker turn
     WORK/errors/prepare/<recording_id>.parquet  one row per failed recording
-    WORK/manifest/prepare/part-K-of-N.parquet   one row per file discovered (CONTRACTS.md, "Manifest")
+    WORK/manifest/prepare/part-K-of-N.parquet   one row per file discovered (docs/CONTRACTS.md, "Manifest")
 """
 
 from __future__ import annotations
