@@ -14,8 +14,9 @@ from .base import Diarization, Diarizer, Turn, merge_turns, union
 
 
 def one_speaker(options: PrepareOptions) -> bool:
-    """True when the options leave no speaker to find (`--num-speakers 1`, `--diarization none`)."""
-    return options.diarization == "none" or options.num_speakers == 1
+    """True when the options leave no speaker to find (`--num-speakers 1`, `--max-speakers 1`,
+    `--diarization none`)."""
+    return options.diarization == "none" or options.num_speakers == 1 or options.max_speakers == 1
 
 
 def load_diarizer(options: PrepareOptions, device: str = "cpu") -> Diarizer:
