@@ -23,10 +23,15 @@ from ..engines.options import (
 )
 from . import check_transcripts_dir
 
+NO_MODEL = "no model: pass --model DIR or set HILBERT_MODEL"
+
 
 def score(
     input: Path = typer.Argument(..., help="A directory of recordings (recursive), one audio file, or a list file."),
-    model: Path = typer.Option(..., "--model", "-m", help="Trained run directory (from `hilbert train`)."),
+    model: Optional[Path] = typer.Option(
+        None, "--model", "-m", envvar="HILBERT_MODEL",
+        help="Trained run directory (from `hilbert train`); default: $HILBERT_MODEL.",
+    ),
     out: Path = typer.Option(
         Path("scores.parquet"), "--out", "-o",
         help="Output .parquet file; or a directory (trailing /) that receives part-K-of-N.parquet.",
@@ -62,6 +67,7 @@ def score(
     from ..devices import pick_device
     from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path
 
+    model = require_model(model)
     check_transcripts_dir(transcripts)
     sh = Shard.parse(shard)
     engine, engine_options = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
@@ -74,6 +80,15 @@ def score(
                            engine=engine, engine_options=engine_options)
     print_summary(run, console)
     raise typer.Exit(run.exit_code)
+
+
+def require_model(model: Optional[Path]) -> Path:
+    """--model, else $HILBERT_MODEL (Typer reads it): a container or a shell sets the model once."""
+    if model is None:  # an empty HILBERT_MODEL counts as unset (click)
+        from ..errors import ConfigError
+
+        raise ConfigError(NO_MODEL)
+    return model
 
 
 def print_summary(run, console) -> None:
