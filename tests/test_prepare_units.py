@@ -195,6 +195,25 @@ def test_find_transcript_order(tmp_path):
     assert find_transcript(audio, "sub/rec one.wav", str(d), True) == t1
 
 
+def test_find_transcript_for_odd_names(tmp_path):
+    """A non-UTF-8 name finds its transcript under its own bytes; a name too long for a sidecar is no error."""
+    import os
+
+    from hilbert_cli.batch import name_text
+
+    d = tmp_path / "tr"
+    d.mkdir()
+    raw = b"caf\xe9 interview.wav"  # Latin-1, not UTF-8
+    rid = name_text(raw)
+    assert rid == "caf%E9 interview.wav"
+    t = Path(os.fsdecode(bytes(d) + b"/" + raw[:-4] + b".json"))
+    t.write_text('{"segments": []}')
+    assert find_transcript(tmp_path / os.fsdecode(raw), rid, str(d), False) == t
+    long = tmp_path / ("x" * 250 + ".wav")  # long.wav.json would be 255+ bytes
+    long.write_bytes(b"x")
+    assert find_transcript(long, long.name, None, True) is None
+
+
 # ------------------------------------------------------------------ windows, VAD, clustering
 
 

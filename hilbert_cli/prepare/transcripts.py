@@ -47,14 +47,20 @@ class Transcript:
 
 
 def find_transcript(audio_path: Path, recording_id: str, transcripts_dir: str | None, sidecars: bool) -> Path | None:
+    """The transcript of one recording: in transcripts_dir under the recording's own relative
+    name (the file-system name its id stands for: docs/CONTRACTS.md), then beside the audio."""
+    import os
+
+    from ..batch import name_bytes
+
     candidates: list[Path] = []
     if transcripts_dir:
         d = Path(transcripts_dir)
-        rid = Path(recording_id)
+        fs_name = os.fsdecode(name_bytes(recording_id))
         for ext in EXTENSIONS:
-            candidates.append(d / (recording_id + ext))
+            candidates.append(d / (fs_name + ext))
         for ext in EXTENSIONS:
-            candidates.append(d / rid.with_suffix(ext))
+            candidates.append(d / Path(fs_name).with_suffix(ext))
     if sidecars:
         p = Path(audio_path)
         for ext in EXTENSIONS:
@@ -62,8 +68,11 @@ def find_transcript(audio_path: Path, recording_id: str, transcripts_dir: str | 
         for ext in EXTENSIONS:
             candidates.append(p.with_suffix(ext))
     for c in candidates:
-        if c.is_file():
-            return c
+        try:
+            if c.is_file():
+                return c
+        except OSError:  # e.g. name.wav.json of a 250-byte name is too long to exist: not a transcript
+            continue
     return None
 
 
