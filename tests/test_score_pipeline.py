@@ -71,6 +71,26 @@ def test_scores_table_contract(score_setup, reference):
     assert meta["stage"] == "scores" and meta["n_recordings"] == score_setup.n_good + len(score_setup.bad)
 
 
+def test_score_manifest_has_one_row_per_recording_matching_the_table(score_setup, reference):
+    from hilbert_cli.manifest import read_manifest
+    from hilbert_cli.scoring.pipeline import manifest_dir
+
+    run, d = reference
+    m = read_manifest(manifest_dir(run.out_path)).to_pylist()
+    rows = {r["recording_id"]: r for r in m if r["status"] != "ignored"}
+    scores = pq.read_table(run.out_path).to_pandas()
+    assert sorted(rows) == sorted(set(scores.recording_id))  # every recording scored or failed, once
+    ok = {r for r, x in rows.items() if x["status"] == "ok"}
+    assert ok == set(scores[scores.status == "ok"].recording_id) and len(ok) == score_setup.n_good
+    for rid in score_setup.bad:
+        assert rows[rid]["status"] in {"error", "no_speech"} and rows[rid]["error_type"], rows[rid]
+    for rid in ok:
+        x = rows[rid]
+        assert x["n_segments"] and x["n_segments"] > 0 and 5 < x["duration_s"] < 60 and x["config_hash"]
+        assert x["error_type"] is None
+    assert run.exit_code == 1  # the exit code the summary gives comes from the same rows
+
+
 def test_rerun_reuses_everything(score_setup, reference):
     run, d = reference
     # every output except the failed recordings' (retried on each run) stays untouched
