@@ -18,7 +18,7 @@ from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNu
 
 def embed(
     work_dir: Path = typer.Argument(..., help="Work directory written by `hilbert prepare` (reads prepare/words/)."),
-    audio: str = typer.Option("spec", "--audio", "-a", help="Audio encoder: registry alias (spec, hubLgFT, whisperM, w2v2LgFT, confLgFT, clapLaion) or a local model directory."),
+    audio: str = typer.Option("spec", "--audio", "-a", help="Audio encoder: registry alias (offline: spec, whisperTinyEnc, egemaps; hub: hubLgFT, whisperM, w2v2LgFT, confLgFT, clapLaion), a local model directory, or several joined with + (egemaps+whisperTinyEnc)."),
     text: str = typer.Option("allMiniLM6", "--text", "-t", help="Text encoder: registry alias (allMiniLM6, nliMPNet, paraTinyBERT, ...) or a local directory."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder hidden state to average (0 = before the first layer; default the last)."),
     max_audio_s: Optional[float] = typer.Option(None, "--max-audio-s", help="Chunk segments longer than this for the audio encoder (default: the model's limit, 30 s)."),
