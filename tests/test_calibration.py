@@ -4,9 +4,15 @@ the expected calibration error on held-out predictions; stored maps are checked 
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+import hilbert_cli
 
 from hilbert_cli.training.calibration import (
     apply_calibration,
@@ -15,6 +21,7 @@ from hilbert_cli.training.calibration import (
     fit_calibration,
     from_json,
 )
+from tests.fixtures_score import score_setup  # noqa: F401
 
 
 def _softmax(z):
@@ -79,3 +86,70 @@ def test_stored_maps_are_checked_as_untrusted_json():
         with pytest.raises(ValueError, match=needle) as e:
             from_json(obj, "m/calibration.json", n_classes=3)
         assert str(e.value).startswith("m/calibration.json: ")
+
+
+# --- wired into train, the saved model and score ------------------------------------------------
+
+REPO = Path(hilbert_cli.__file__).resolve().parents[1]
+QUICK = ["--set", "data.synthetic.n_recordings=40", "--set", "train.max_epochs=2", "--set", "train.min_epochs=1",
+         "--set", "train.n_folds=3", "--set", "train.threads=1", "--tasks", "audio_affect"]
+
+
+def test_train_fits_the_map_on_the_out_of_fold_predictions_and_predict_applies_it(tmp_path):
+    import pyarrow.parquet as pq
+
+    from hilbert_cli.errors import ConfigError
+    from hilbert_cli.training import load_model_dir
+
+    run = tmp_path / "synthetic"
+    r = subprocess.run([sys.executable, "-m", "hilbert_cli.cli", "train", "recipes/synthetic.toml", "--out", str(run),
+                        *QUICK], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr
+    cfg_path = run / "models" / "audio_affect" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cal = cfg["calibration"]
+    assert cal["method"] == "temperature" and cal["n"] == 40 and cal["n_classes"] == 3
+    oof = [p for p in pq.read_table(run / "predictions.parquet").to_pylist() if p["variant"] == cfg["variant"]]
+    refit = fit_calibration(np.array([p["probs"] for p in oof]), np.array([p["label_index"] for p in oof]))
+    assert refit["temperature"] == pytest.approx(cal["temperature"], rel=1e-3)  # the OOF predictions, not the fit
+    assert json.loads((run / "summary.json").read_text())["final_models"]["audio_affect"]["calibration"] == cal
+
+    x = np.random.default_rng(0).standard_normal((9, 32)), np.random.default_rng(1).standard_normal((9, 24))
+    p = load_model_dir(run).predict(*x)[0]
+    assert p.raw_probs is not None and p.probs == pytest.approx(apply_calibration(p.raw_probs, cal)[0], abs=1e-6)
+    assert p.label == p.class_names[int(np.argmax(p.probs))]
+    cfg["calibration"]["temperature"] = "hot"
+    cfg_path.write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match="config.json: calibration: 'temperature' must be a finite number"):
+        load_model_dir(run)
+    cfg["calibration"] = None  # a model saved before calibration: raw probabilities, no raw_probs
+    cfg_path.write_text(json.dumps(cfg))
+    q = load_model_dir(run).predict(*x)[0]
+    assert q.raw_probs is None and q.probs == pytest.approx(p.raw_probs, abs=1e-6)
+
+
+def test_score_writes_calibrated_probabilities_and_keeps_the_raw_ones(score_setup, tmp_path):
+    import pyarrow.parquet as pq
+
+    from hilbert_cli.scoring.pipeline import ScoreOptions, score_recordings
+
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(score_setup.model_dir, calibrated)
+    cfg_path = calibrated / "models" / "affect" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["calibration"] = {"method": "temperature", "temperature": 3.0, "n_classes": 3}
+    cfg_path.write_text(json.dumps(cfg))
+    one = next(p for p in sorted(score_setup.inputs.rglob("*.wav")) if p.name not in score_setup.bad)
+    tables = {}
+    for name, model in (("raw", score_setup.model_dir), ("cal", calibrated)):
+        opts = ScoreOptions(model_dir=model, work_dir=tmp_path / "work", transcripts=score_setup.transcripts,
+                            device="cpu")
+        run = score_recordings(one, opts, tmp_path / f"{name}.parquet", show_progress=False)
+        assert run.exit_code == 0
+        tables[name] = pq.read_table(run.out_path).to_pylist()
+    raw, cal = tables["raw"][0], tables["cal"][0]
+    assert raw["raw_probabilities"] is None and cal["raw_probabilities"] == pytest.approx(raw["probabilities"], abs=1e-6)
+    want = apply_calibration(np.array(raw["probabilities"]), cfg["calibration"])[0]
+    assert cal["probabilities"] == pytest.approx(want, abs=1e-6) and cal["model_id"] != raw["model_id"]
+    assert [cal[f"prob_{c}"] for c in cal["class_names"]] == pytest.approx(want, abs=1e-6)
+    assert max(want) < max(raw["probabilities"])  # T = 3 softens

@@ -161,6 +161,7 @@ def score_config(bundle, options: ScoreOptions) -> dict[str, Any]:
         "prepare": stages.prepare_hash(prep),
         "embed": stages.embed_hash(emb),
         "embeddings": bool(options.embeddings),
+        "columns": 2,  # 2: raw_probabilities (parts of older columns are scored again)
     }
 
 
@@ -305,6 +306,8 @@ class ScoreWorker:
             row = {
                 "recording_id": rec.recording_id, "task": p.task, "status": "ok", "label": str(p.label),
                 "class_names": names, "probabilities": probs, "n_segments": int(n_segments),
+                "raw_probabilities": None if getattr(p, "raw_probs", None) is None else
+                [float(x) for x in np.asarray(p.raw_probs, dtype=np.float64).ravel()],
                 "duration_s": None if duration is None else float(duration),
                 "model_id": str(self.bundle.model_id),
                 "model_version": str(getattr(self.bundle, "tool_version", "")),

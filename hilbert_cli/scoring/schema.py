@@ -10,6 +10,8 @@ status = "error" for a recording that failed (stage, error type and message fill
     prob_<class>   float64    one column per class name of any task (null where the row's
                               task has no such class)
     class_names    list<string>, probabilities list<float64>: the same, in the task's order
+    raw_probabilities list<float64>  the model's own probabilities when label/prob_*/probabilities
+                              are calibrated (the model has a calibration map); null otherwise
     n_segments     int32      segments the model saw
     duration_s     float64    recording duration
     model_id       string     trained model id (run name + weights hash)
@@ -40,6 +42,7 @@ BASE_FIELDS = [
 TAIL_FIELDS = [
     ("class_names", pa.list_(pa.string())),
     ("probabilities", pa.list_(pa.float64())),
+    ("raw_probabilities", pa.list_(pa.float64())),
     ("n_segments", pa.int32()),
     ("duration_s", pa.float64()),
     ("model_id", pa.string()),

@@ -65,8 +65,9 @@ def _backbones(meta: dict, d_audio: int, d_text: int) -> dict:
 def save_task_model(fitted, out_dir: str | Path, *, task: str, run_name: str, d_audio: int, d_text: int,
                     features_metadata: dict, recipe: Optional[dict] = None, train_config=None,
                     max_segments: Optional[int] = None, cv_summary: Optional[dict] = None,
-                    n_train: Optional[int] = None) -> Path:
-    """Write one task's FittedModel as model.safetensors + config.json (atomic) -> the directory."""
+                    n_train: Optional[int] = None, calibration: Optional[dict] = None) -> Path:
+    """Write one task's FittedModel as model.safetensors + config.json (atomic) -> the directory.
+    calibration: the task's map from training.calibration (in config.json, so it is part of the model id)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
@@ -97,6 +98,7 @@ def save_task_model(fitted, out_dir: str | Path, *, task: str, run_name: str, d_
         "cv": cv_summary,
         "features_metadata": features_metadata or {},
         "recipe": recipe,
+        "calibration": calibration,
         "weights_sha256": sha,
     }
     text = json.dumps(cfg, indent=2, sort_keys=False, default=str)
@@ -116,6 +118,8 @@ class TaskPrediction:
     probs: np.ndarray
     label: str
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    #: the model's own probabilities when `probs` are calibrated (None: the model has no calibration)
+    raw_probs: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -189,6 +193,18 @@ def _check_config(cfg_path: Path, cfg: dict) -> None:
         raise bad("features_metadata", "expected an object")
 
 
+def _check_calibration(cfg_path: Path, cfg: dict) -> None:
+    """A stored calibration map is data: a known method with finite parameters for the model's classes."""
+    if cfg.get("calibration") is None:
+        return
+    from .calibration import from_json
+
+    try:
+        from_json(cfg["calibration"], f"{cfg_path}: calibration", len(cfg["class_names"]))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_dims(cfg_path: Path, cfg: dict, prep) -> None:
     """d_audio / d_text must be the widths the weights were fitted on (and the recorded encoders')."""
     fm = cfg.get("features_metadata") or {}
@@ -248,6 +264,7 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
         model.load_state_dict(_drop_legacy_keys(weights), strict=True)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ConfigError(f"{d}: weights do not match the model config ({' '.join(str(exc).split())[:300]})") from exc
+    _check_calibration(cfg_path, cfg)
     model.to(device).eval()
     return TaskModel(task=cfg["task"], config=cfg, model=model, prep=prep, class_names=list(cfg["class_names"]), path=d,
                      digest=model_digest(cfg, weights_sha))
@@ -341,9 +358,14 @@ class TrainedBundle:
                 pa, pt = tm.prep.transform(xa, xt, mask)
                 res = tm.model(pa.to(self.device), pt.to(self.device), mask.to(self.device), doc=doc)
             probs = torch.softmax(res["logits"].float(), dim=-1)[0].cpu().numpy()
+            raw = None
+            if tm.config.get("calibration"):
+                from .calibration import apply_calibration
+
+                raw, probs = probs, apply_calibration(probs[None], tm.config["calibration"])[0].astype(np.float32)
             emb = {k: res[k][0].float().cpu().numpy() for k in ("z_a", "z_t", "z_j", "h_a", "h_t", "h_j")}
             out.append(TaskPrediction(task=task, class_names=list(tm.class_names), probs=probs,
-                                      label=tm.class_names[int(np.argmax(probs))], embeddings=emb))
+                                      label=tm.class_names[int(np.argmax(probs))], embeddings=emb, raw_probs=raw))
         return out
 
 

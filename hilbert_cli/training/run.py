@@ -102,6 +102,16 @@ def _diagnostics_markdown(results) -> Optional[str]:
         return None
 
 
+def _calibration(cv: Optional[CVResult]) -> Optional[dict]:
+    """The final model's calibration map, fitted on its variant's out-of-fold probabilities (None
+    without a CV, or when the folds saw one class only)."""
+    if cv is None or len(cv.y) < 2 or len(np.unique(cv.y)) < 2:
+        return None
+    from .calibration import fit_calibration
+
+    return fit_calibration(cv.oof_probs, cv.y)
+
+
 def _log_cv(r: CVResult) -> None:
     info(f"  {r.task:<16} {r.variant:<16} AUC {100 * r.auc_mean:6.2f} ± {100 * r.auc_std:5.2f} "
          f"(pooled {100 * r.auc:6.2f}, {len(r.fold_aucs)} folds, {r.seconds:.1f} s)")
@@ -203,12 +213,14 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                 if cv is not None:
                     summary = {"auc_pooled": cv.auc, "auc_mean": cv.auc_mean, "auc_std": cv.auc_std,
                                "n_folds": len(cv.fold_aucs), "variant": cv.variant}
+                calibration = _calibration(cv)
                 mdir = save_task_model(fitted, run_dir / "models" / t, task=t, run_name=recipe.name,
                                        d_audio=ds.d_audio, d_text=ds.d_text, features_metadata=ds.features_metadata,
                                        recipe=recipe.model_dump(mode="json"), train_config=tc,
-                                       max_segments=tc.max_segments, cv_summary=summary, n_train=len(idx))
+                                       max_segments=tc.max_segments, cv_summary=summary, n_train=len(idx),
+                                       calibration=calibration)
                 final_models[t] = {"variant": final_variant, "epochs": fitted.epochs_run, "n": len(idx),
-                                   "dir": str(mdir.relative_to(run_dir))}
+                                   "dir": str(mdir.relative_to(run_dir)), "calibration": calibration}
                 if prog is not None:
                     prog.update(fbar, advance=1, status=t)
     finally:
