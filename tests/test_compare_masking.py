@@ -34,7 +34,8 @@ def test_full_model_beats_both_maskings_on_interaction_task(tmp_path):
     # the masked predictions are stored next to the full ones
     import pyarrow.parquet as pq
 
-    oof = pq.read_table(run.run_dir / "oof.parquet").to_pydict()
-    assert len(oof["recording_id"]) == 200
-    assert all(p is not None for p in oof["probs_audio_only"])
-    assert np.isfinite(np.asarray(oof["probs"], float)).all()
+    oof = pq.read_table(run.run_dir / "oof.parquet").to_pylist()
+    model = [r for r in oof if r["label"] == "hilbert"]  # the baselines' rows have no masked predictions
+    assert len(model) == 200 and {r["label"] for r in oof} == {"hilbert", "linear", "length-only"}
+    assert all(r["probs_audio_only"] is not None for r in model)
+    assert np.isfinite(np.asarray([r["probs"] for r in oof], float)).all()
