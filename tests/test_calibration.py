@@ -17,6 +17,7 @@ import hilbert_cli
 from hilbert_cli.training.calibration import (
     apply_calibration,
     brier_score,
+    cross_fitted_errors,
     expected_calibration_error,
     fit_calibration,
     from_json,
@@ -52,6 +53,25 @@ def test_temperature_scaling_recovers_an_overconfident_models_temperature_and_lo
     assert (after.argmax(axis=1) == raw[test].argmax(axis=1)).all()  # the predicted class never moves
     np.testing.assert_allclose(after, p_true[test], atol=0.05)  # back to the true probabilities
     assert cal["ece_calibrated"] < cal["ece_raw"]
+
+
+def test_cross_fitted_ece_is_the_honest_figure():
+    """A map fitted on few predictions flatters itself in-sample; each fold calibrated by the
+    other folds' map gives the figure a user will see on new recordings."""
+    logits, _, y = _known(120, 3, seed=3)
+    raw = _softmax(4.0 * logits)
+    folds = np.arange(120) % 6
+    cal = fit_calibration(raw, y)
+    cross = cross_fitted_errors(raw, y, folds)
+    assert cross["ece_cross_fitted"] < cal["ece_raw"]  # calibration still helps out of sample
+    assert 0 <= cross["brier_cross_fitted"] < cal["brier_raw"]
+    # each fold's probabilities come from a map that never saw that fold
+    by_hand = np.zeros_like(raw)
+    for k in range(6):
+        rest = folds != k
+        by_hand[~rest] = apply_calibration(raw[~rest], fit_calibration(raw[rest], y[rest]))
+    assert cross["ece_cross_fitted"] == pytest.approx(expected_calibration_error(by_hand, y))
+    assert cross["ece_cross_fitted"] != pytest.approx(cal["ece_calibrated"])
 
 
 def test_platt_scaling_recovers_a_binary_distortion_and_lowers_ece():
@@ -113,6 +133,9 @@ def test_train_fits_the_map_on_the_out_of_fold_predictions_and_predict_applies_i
     refit = fit_calibration(np.array([p["probs"] for p in oof]), np.array([p["label_index"] for p in oof]))
     assert refit["temperature"] == pytest.approx(cal["temperature"], rel=1e-3)  # the OOF predictions, not the fit
     assert json.loads((run / "summary.json").read_text())["final_models"]["audio_affect"]["calibration"] == cal
+    assert 0 <= cal["ece_cross_fitted"] <= 1
+    report = (run / "report.md").read_text()
+    assert "## Calibration of the scores" in report and "| audio_affect | temperature |" in report
 
     x = np.random.default_rng(0).standard_normal((9, 32)), np.random.default_rng(1).standard_normal((9, 24))
     p = load_model_dir(run).predict(*x)[0]

@@ -206,6 +206,19 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
                   "| task | variant | epochs | n | directory |", "| --- | --- | --- | --- | --- |"]
         for t, info in final_models.items():
             lines.append(f"| {t} | {info['variant']} | {info['epochs']} | {info['n']} | `{info['dir']}` |")
+        cals = {t: info["calibration"] for t, info in final_models.items() if info.get("calibration")}
+        if cals:
+            lines += ["", "## Calibration of the scores", "",
+                      "`hilbert score` writes calibrated probabilities (the raw ones in `raw_probabilities`): a map "
+                      "fitted on the final variant's out-of-fold probabilities (Platt for two classes, temperature "
+                      "scaling for more). Expected calibration error (10 bins, top label) and Brier score; "
+                      "*cross-fitted* = each fold calibrated by a map fitted on the other folds, the honest figure.",
+                      "", "| task | method | ECE raw | ECE calibrated (in-sample) | ECE cross-fitted | Brier raw | "
+                      "Brier cross-fitted |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            for t, c in cals.items():
+                lines.append(f"| {t} | {c['method']} | {_fmt(c['ece_raw'])} | {_fmt(c['ece_calibrated'])} | "
+                             f"{_fmt(c.get('ece_cross_fitted', float('nan')))} | {_fmt(c['brier_raw'])} | "
+                             f"{_fmt(c.get('brier_cross_fitted', float('nan')))} |")
     if extra_notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in extra_notes]
     lines.append("")

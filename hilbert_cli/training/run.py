@@ -107,9 +107,9 @@ def _calibration(cv: Optional[CVResult]) -> Optional[dict]:
     without a CV, or when the folds saw one class only)."""
     if cv is None or len(cv.y) < 2 or len(np.unique(cv.y)) < 2:
         return None
-    from .calibration import fit_calibration
+    from .calibration import cross_fitted_errors, fit_calibration
 
-    return fit_calibration(cv.oof_probs, cv.y)
+    return {**fit_calibration(cv.oof_probs, cv.y), **cross_fitted_errors(cv.oof_probs, cv.y, cv.fold_of)}
 
 
 def _log_cv(r: CVResult) -> None:
