@@ -159,3 +159,27 @@ def test_cli(tmp_path, tiny_sentence_model):
     assert r.exit_code != 0
     r = runner.invoke(app, ["embed", str(work), "--min-words", "50", "--max-words", "10"])
     assert r.exit_code != 0
+
+
+def test_features_carry_document_statistics_that_training_reads(tmp_path, tiny_models, tiny_sentence_model):
+    """embed records each recording's doc_stats; FeatureDataset reads them back per recording, in order."""
+    from hilbert_cli.embed.doc_stats import DocStats, document_stats, feature_vector
+    from hilbert_cli.training.data import FeatureDataset
+
+    work = make_work(tmp_path)
+    o = opts("spec", str(tiny_sentence_model))
+    embed_work_dir(work, o, show_progress=False)
+    fdir = features_dir(work, o)
+    for k in range(3):
+        rid = f"site{k % 2}/rec {k}"
+        meta = read_metadata(fdir / f"site{k % 2}" / f"rec {k}.parquet")
+        words = read_table(work / "prepare" / "words" / f"site{k % 2}" / f"rec {k}.parquet")
+        assert DocStats.from_dict(meta["doc_stats"]) == document_stats(words, meta["n_segments"]), rid
+    labels = tmp_path / "labels.csv"
+    labels.write_text("recording_id,y\nsite0/rec 0,a\nsite1/rec 1,b\nsite0/rec 2,a\n")
+    ds = FeatureDataset.from_parquet(fdir, labels)
+    assert ds.doc is not None and ds.doc.shape[0] == 3
+    for i, rid in enumerate(ds.recording_ids):
+        meta = read_metadata(next(p for p in fdir.rglob("*.parquet") if read_metadata(p)["recording_id"] == rid))
+        np.testing.assert_allclose(ds.doc[i].numpy(), feature_vector(DocStats.from_dict(meta["doc_stats"])))
+    assert "doc_stats" not in ds.features_metadata  # per recording, not part of the features set's provenance

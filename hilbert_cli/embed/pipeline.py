@@ -66,8 +66,13 @@ def features_schema(d_a: int, d_t: int) -> pa.Schema:
     ])
 
 
+#: what a features file holds beyond its vectors; 2: the `doc_stats` metadata. Part of the hash,
+#: so features written before are rewritten (from the vector cache) rather than reused without it
+FEATURES_VERSION = 2
+
+
 def config_hash(options: EmbedOptions, prepare_hash: str | None) -> str:
-    return options_hash({"embed": options.output_dict(), "prepare": prepare_hash})
+    return options_hash({"embed": options.output_dict(), "prepare": prepare_hash, "features": FEATURES_VERSION})
 
 
 class Embedder:
