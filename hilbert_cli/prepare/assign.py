@@ -108,19 +108,40 @@ def target_speakers(turns: Sequence[tuple[float, float, str]], choice: str) -> t
     """(set of target labels or None for all, the label recorded as target_speaker).
 
     'all' -> every speaker; 'dominant' -> the speaker with the most speech (ties: first label);
-    otherwise `choice` is a label that must occur in the recording.
+    otherwise `choice` is a label that must occur in the recording. ('participant' needs the
+    words: choose_target.)
     """
+    targets, label, _ = choose_target(turns, choice)
+    return targets, label
+
+
+def choose_target(
+    turns: Sequence[tuple[float, float, str]],
+    choice: str,
+    words: tuple[Sequence[float], Sequence[float], Sequence[str], Sequence[str]] | None = None,
+    prompts: Sequence[str] = (),
+) -> tuple[set[str] | None, str | None, dict | None]:
+    """target_speakers plus 'participant' (the speaker who is not the interviewer, from the
+    `words` = (starts, ends, texts, speakers) and the interview `prompts`; participant.py) and
+    the evidence of that decision (None for the other choices)."""
     if choice == "all":
-        return None, None
+        return None, None, None
     times = speech_time(turns)
+    if choice == "participant":
+        from .participant import detect_participant, word_turns
+
+        starts, ends, texts, speakers = words if words is not None else ((), (), (), ())
+        wt = word_turns(starts, ends, texts, speakers, skip=frozenset({UNKNOWN}))
+        best, evidence = detect_participant(wt, times, prompts)
+        return (set() if best is None else {best}), best, evidence
     if choice == "dominant":
         if not times:
-            return set(), None
+            return set(), None, None
         best = sorted(times.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-        return {best}, best
+        return {best}, best, None
     if choice not in times:
         from ..errors import InputError
 
         found = ", ".join(sorted(times)) or "none"
         raise InputError(f"--speaker {choice}: no such speaker in this recording (speakers: {found})")
-    return {choice}, choice
+    return {choice}, choice, None

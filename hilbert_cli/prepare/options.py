@@ -62,7 +62,14 @@ class PrepareOptions(BaseModel):
     )
 
     # --- target speaker
-    speaker: str = Field("all", description="all | dominant | a speaker label: which speaker's words are is_target")
+    speaker: str = Field(
+        "all", description="all | dominant (most speech) | participant (not the interviewer, who asks; "
+        "prepare/participant.py) | a speaker label: which speaker's words are is_target"
+    )
+    prompts: Optional[tuple[str, ...]] = Field(
+        None, description="speaker participant: the interview prompts (the text, not a file path, so a trained "
+        "model carries them): the speaker whose words match them best is the interviewer"
+    )
 
     # --- ASR
     asr_model: str = Field("whisper-tiny.en", description="faster-whisper model: registry alias or CTranslate2 directory")
@@ -99,6 +106,16 @@ class PrepareOptions(BaseModel):
             raise ValueError("speaker must be all, dominant or a label")
         return v
 
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, v: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+        if v is None:
+            return None
+        v = tuple(p.strip() for p in v if p and p.strip())
+        if not v:
+            raise ValueError("no prompts (every line is blank)")
+        return v
+
     @field_validator("transcripts")
     @classmethod
     def _transcripts(cls, v: Optional[str]) -> Optional[str]:
@@ -115,6 +132,8 @@ class PrepareOptions(BaseModel):
             or (self.max_speakers and self.num_speakers > self.max_speakers)
         ):
             raise ValueError("num_speakers is outside min_speakers..max_speakers")
+        if self.prompts is not None and self.speaker != "participant":
+            raise ValueError("prompts are used only with speaker participant")
         if self.embed_step_s > self.embed_window_s:
             raise ValueError("embed_step_s must not exceed embed_window_s")
         return self
@@ -133,4 +152,7 @@ class PrepareOptions(BaseModel):
 
     def hashed(self) -> dict:
         """The options that change the output (input of the config hash)."""
-        return {k: v for k, v in self.model_dump(mode="json").items() if k not in RUNTIME_ONLY}
+        out = {k: v for k, v in self.model_dump(mode="json").items() if k not in RUNTIME_ONLY}
+        if out.get("prompts") is None:
+            out.pop("prompts", None)  # outputs made before the field existed keep their hash
+        return out

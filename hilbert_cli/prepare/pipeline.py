@@ -28,7 +28,7 @@ from .. import batch, manifest
 from ..audio import SAMPLE_RATE, probe, stream_chunks
 from ..batch import BatchResult, Recording, Shard, Skipped
 from ..parquet_io import read_table, write_table_atomic
-from .assign import UNKNOWN, assign_speakers, target_speakers
+from .assign import UNKNOWN, assign_speakers, choose_target
 from .options import PrepareOptions
 
 STAGE = "prepare"
@@ -231,7 +231,8 @@ class Preparer:
             cr = [w.compression_ratio for w in words]
             source = {"kind": "asr"}
         t = time.perf_counter()
-        targets, target_label = target_speakers(turns, o.speaker)
+        targets, target_label, detection = choose_target(turns, o.speaker, (w_start, w_end, w_text, w_spk),
+                                                         o.prompts or ())
         n = len(w_text)
         rid = rec.recording_id
         is_t = [True if targets is None else (s in targets) for s in w_spk]
@@ -279,6 +280,7 @@ class Preparer:
             "models": models,
             "target_speaker": target_label,
             "speaker_choice": o.speaker,
+            "participant_detection": detection,  # --speaker participant: the evidence (else None)
             "speakers": [s for s in speakers if s],
             "text_source": source,
             "language": asr_info.get("language") if asr_info else None,
