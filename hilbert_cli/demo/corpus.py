@@ -156,6 +156,23 @@ QUESTIONS = [
     "Can you describe your son or daughter in a few words?",
 ]
 
+#: context the interviewer gives before a question when CorpusSpec.long_questions is on (statements
+#: only: the question still ends the turn)
+PREAMBLES = [
+    "I would like to understand how things are going for you and the people you live with.",
+    "Many families tell us that their routines change a lot from one season to the next.",
+    "There are no right or wrong answers here, so please say whatever comes to mind.",
+    "Some people find this part of the interview easy and others find it a little harder.",
+    "We ask everyone who takes part in the study the same set of questions.",
+    "I am going to read the next question exactly as it is written on my sheet.",
+    "Take your time, and feel free to give an example from the last few weeks.",
+    "This next part is about your everyday life, at home and outside of it.",
+    "We are interested in the small details as much as the big events.",
+    "Earlier you mentioned a few things that I would like to come back to now.",
+    "People often say that the evenings are the busiest time of their day.",
+    "It can help to think about one particular week when you answer this one.",
+]
+
 BACKCHANNELS = ["I see.", "Okay.", "Thank you.", "Right.", "Mm hm, go on."]
 
 POOLS = {"positive": POSITIVE, "negative": NEGATIVE, "neutral": NEUTRAL}
@@ -206,11 +223,16 @@ class CorpusSpec:
     #: 0..1: how strongly "negative" participants give shorter answers with longer pauses (the
     #: document-statistics benchmark); 0 = the label leaves length alone (the demo)
     length_effect: float = 0.0
+    #: the interviewer talks more: each question comes after 2-3 sentences of context and the
+    #: participant answers in one sentence (the participant-detection benchmark); False = the demo
+    long_questions: bool = False
 
     def key(self) -> str:
         d = asdict(self)
         if not self.length_effect:
             del d["length_effect"]  # corpora built before the field existed stay valid
+        if not self.long_questions:
+            del d["long_questions"]
         return json.dumps({**d, "corpus_version": CORPUS_VERSION}, sort_keys=True)
 
 
@@ -287,11 +309,15 @@ def make_script(rid: str, split: str, voice: Voice, label: str, spec: CorpusSpec
     for qi, q in enumerate(questions):
         if qi > 0 and rng.random() < 0.4:  # interviewer backchannel before the next question
             q = f"{rng.choice(BACKCHANNELS)} {q}"
+        if spec.long_questions:  # rng draws only here: long_questions = False changes nothing
+            q = " ".join([*rng.sample(PREAMBLES, rng.randint(2, 3)), q])
         script.utterances.append(
             Utterance("interviewer", q, INTERVIEWER.pitch, INTERVIEWER.speed, 100)
         )
         script.pauses_s.append(round(rng.uniform(0.5, 0.9), 3))
         n_sentences, pause_scale = rng.randint(*spec.sentences_per_answer), 1.0
+        if spec.long_questions:
+            n_sentences = 1  # a brief answer
         if spec.length_effect and label == "negative":  # rng draws only here: length_effect = 0 changes nothing
             if rng.random() < spec.length_effect:
                 n_sentences = max(1, n_sentences - 1)
