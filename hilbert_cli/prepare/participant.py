@@ -8,7 +8,8 @@ from the words and their turns (a turn = a run of one speaker's words), we measu
 - question share: the share of the speaker's turns that ask - a sentence of the turn ends in "?"
   (ASR and most transcripts punctuate); when the whole recording has no sentence punctuation, a
   turn asks when it starts (after "okay", "I see", ...) with an English question word, an
-  auxiliary before its subject ("do you", "is there") or a prompt ("tell me", "describe");
+  auxiliary before its subject or a prompt ("tell me", "describe"), or holds an asking word pair
+  anywhere ("how have", "do you", "is there");
 - prompt match (with --prompts FILE): TF-IDF cosine (scikit-learn) between the speaker's words
   and the interview prompts - the interviewer reads them out;
 - mean turn length in words, who speaks first, and how often a speaker takes the floor after the
@@ -44,6 +45,11 @@ _AUX = frozenset("do does did is are was were am can could would will should sha
 _SUBJECT = frozenset("you your i we they he she it there that this anyone anything someone somebody the a an any "
                      "things everything".split())
 _PROMPT = frozenset({("tell", "me"), ("tell", "us"), ("describe",)})
+#: word pairs that ask anywhere in a turn (after a preamble of statements): "... how have you",
+#: "can you", "is there", "tell me", "what happens"
+_ASKING_PAIRS = frozenset({(a, b) for a in _AUX for b in ("you", "your", "there")}
+                          | {(w, a) for w in _WH for a in _AUX}
+                          | {("tell", "me"), ("tell", "us"), ("what", "happens"), ("what", "happened")})
 _MARKERS = frozenset("okay ok right so and well alright now thanks mm hm mhm mmhm uh um er yes yeah good great".split())
 _MARKER_PAIRS = frozenset({("i", "see"), ("go", "on"), ("thank", "you")})
 _SENTENCE_END = re.compile(r"[.?!]")
@@ -90,8 +96,9 @@ def _tokens(words: Sequence[str]) -> list[str]:
 
 
 def asks_by_word_order(turn: Turn) -> bool:
-    """English question start, for unpunctuated transcripts: after leading discourse markers
-    ("okay", "I see", "thank you"), a question word, an auxiliary before a subject, or a prompt."""
+    """English question cues, for unpunctuated transcripts: the turn starts (after discourse
+    markers: "okay", "I see", "thank you") with a question word, an auxiliary before a subject or
+    a prompt; or it holds an asking pair anywhere ("how have", "do you", "is there", "tell me")."""
     tok = _tokens(turn.words)
     i = 0
     while i < len(tok):
@@ -106,7 +113,9 @@ def asks_by_word_order(turn: Turn) -> bool:
         return False
     if rest[0] in _WH or (rest[0],) in _PROMPT or tuple(rest[:2]) in _PROMPT:
         return True
-    return rest[0] in _AUX and len(rest) > 1 and rest[1] in _SUBJECT
+    if rest[0] in _AUX and len(rest) > 1 and rest[1] in _SUBJECT:
+        return True
+    return any(pair in _ASKING_PAIRS for pair in zip(tok, tok[1:]))
 
 
 def prompt_match(docs: dict[str, str], prompts: Sequence[str]) -> dict[str, float]:
@@ -135,7 +144,9 @@ def _separates(values: dict[str, float], floor: float, margin: float) -> str | N
 
 
 def _turn_taking(stats: dict[str, dict]) -> str:
-    """Vote of three weak cues: speaks first, most floor-takings after long pauses, shortest turns."""
+    """Vote of three weak cues: speaks first, most floor-takings after long pauses, shortest turns;
+    a tie goes to the first speaker (interviewers open; shorter turns fail when the interviewer
+    talks more, the case this module exists for)."""
     votes = {k: 0 for k in stats}
     for k, s in stats.items():
         votes[k] += int(s["speaks_first"])
@@ -145,7 +156,7 @@ def _turn_taking(stats: dict[str, dict]) -> str:
         votes[max(takes, key=takes.get)] += 1
     lengths = {k: s["mean_turn_words"] for k, s in stats.items()}
     votes[min(lengths, key=lambda k: (lengths[k], k))] += 1
-    return sorted(stats, key=lambda k: (-votes[k], stats[k]["mean_turn_words"], k))[0]
+    return sorted(stats, key=lambda k: (-votes[k], not stats[k]["speaks_first"], stats[k]["mean_turn_words"], k))[0]
 
 
 def speaker_stats(turns: Sequence[Turn], speech: dict[str, float], punctuated: bool) -> dict[str, dict]:
