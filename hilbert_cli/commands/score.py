@@ -42,6 +42,16 @@ def score(
         "Share it between shards and re-runs.",
     ),
     embeddings: bool = typer.Option(False, "--embeddings", help="Add z_a z_t z_j h_a h_t h_j list columns."),
+    explain: bool = typer.Option(
+        False, "--explain",
+        help="Also write the evidence table: per recording and task, the segments the model's attention weighted "
+        "most (audio, text, joint) with times, speaker and text, beside --out (scores.evidence/ or DIR/_evidence/). "
+        "Attention is not causal attribution (docs/CONTRACTS.md, Evidence table).",
+    ),
+    explain_top: Optional[int] = typer.Option(
+        None, "--explain-top", min=1, metavar="K", help="Segments per task and view in the evidence table "
+        "(default 5; implies --explain).",
+    ),
     transcripts: Optional[Path] = typer.Option(
         None, "--transcripts", help="Existing transcripts (.json/.srt/.vtt/.txt named like the recordings) instead of ASR."
     ),
@@ -65,6 +75,7 @@ def score(
     from ..batch import Shard
     from ..console import console
     from ..devices import pick_device
+    from ..scoring.evidence import DEFAULT_TOP
     from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path
 
     model = require_model(model)
@@ -75,7 +86,8 @@ def score(
     out_path = shard_output_path(out, sh)
     work_dir = work if work is not None else out_path.parent / "hilbert_work"
     opts = ScoreOptions(model_dir=model, work_dir=work_dir, embeddings=embeddings, device=device,
-                        transcripts=transcripts)
+                        transcripts=transcripts, explain=explain or explain_top is not None,
+                        explain_top=explain_top or DEFAULT_TOP)
     run = score_recordings(input, opts, out, shard=sh, overwrite=overwrite, show_progress=not quiet,
                            engine=engine, engine_options=engine_options)
     print_summary(run, console)
@@ -114,6 +126,8 @@ def print_summary(run, console) -> None:
     t.add_row("table", f"{run.out_path} ({run.n_rows} rows)")
     if r.manifest_path is not None:
         t.add_row("manifest", f"{r.manifest_path} ({len(r.rows)} files)")
+    if run.evidence_path is not None:
+        t.add_row("evidence", f"{run.evidence_path} ({run.n_evidence_rows} rows)")
     console.print(t)
     if c["failed"]:
         console.print(f"[yellow]{c['failed']} recording(s) failed: see the error rows (status = 'error') "

@@ -10,7 +10,9 @@ Layout of the work directory (shared by every shard of a run, and with `hilbert 
 
 The run's manifest (one row per file discovered, docs/CONTRACTS.md "Manifest") sits next to the
 scores table, where no glob of the scores picks it up: `--out scores.parquet` ->
-scores.manifest/part-K-of-N.parquet; `--out DIR/` -> DIR/_manifest/part-K-of-N.parquet.
+scores.manifest/part-K-of-N.parquet; `--out DIR/` -> DIR/_manifest/part-K-of-N.parquet. With
+explain, the evidence table (evidence.py) is placed the same way (scores.evidence/, DIR/_evidence/),
+from per-recording parts under WORK/evidence/<model_key>/.
 
 A score part is written atomically (temp file + rename) and carries a config hash (model,
 prepare and embed options, --embeddings); a recording whose part exists with that hash and
@@ -50,6 +52,7 @@ from ..batch import (
 from ..embed.doc_stats import document_stats
 from ..errors import ConfigError, HilbertError, InputError, one_line
 from ..parquet_io import read_metadata, write_table_atomic
+from .evidence import DEFAULT_TOP
 from .schema import EMBEDDING_KEYS, prob_column, rows_to_table, scores_schema
 
 STAGE = "score"
@@ -87,12 +90,17 @@ class ScoreOptions:
     device: str = "auto"
     #: existing transcripts (directory of .json/.srt/.vtt/.txt) used instead of ASR
     transcripts: Path | None = None
+    #: also write the evidence table (the top `explain_top` segments per task and view by attention)
+    explain: bool = False
+    explain_top: int = DEFAULT_TOP
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "model_dir", Path(self.model_dir))
         object.__setattr__(self, "work_dir", Path(self.work_dir))
         if self.transcripts is not None:
             object.__setattr__(self, "transcripts", Path(self.transcripts))
+        if isinstance(self.explain_top, bool) or not isinstance(self.explain_top, int) or self.explain_top < 1:
+            raise ConfigError(f"--explain-top {self.explain_top!r}: expected a whole number >= 1")
 
 
 # ----------------------------------------------------------------------------- the model
@@ -178,8 +186,13 @@ def part_is_done(path: Path, config_hash: str) -> bool:
         return False
 
 
-def _is_scored(work_dir: Path, key: str, config_hash: str, rec: Recording) -> bool:
-    return part_is_done(part_path(work_dir, key, rec.recording_id), config_hash)
+def _is_scored(work_dir: Path, key: str, config_hash: str, rec: Recording, explain: bool = False) -> bool:
+    """Done: its score part is (status ok), and with explain its evidence part too."""
+    if not part_is_done(part_path(work_dir, key, rec.recording_id), config_hash):
+        return False
+    from . import evidence
+
+    return not explain or evidence.part_is_done(work_dir, key, config_hash, rec.recording_id)
 
 
 def scored_facts(rec: Recording, worker: "ScoreWorker") -> dict:
@@ -201,9 +214,15 @@ def scored_facts(rec: Recording, worker: "ScoreWorker") -> dict:
 
 def manifest_dir(out_path: Path) -> Path:
     """Where a run's manifest parts go, beside its table (see the module docstring)."""
+    return beside_table(out_path, "manifest")
+
+
+def beside_table(out_path: Path, what: str) -> Path:
+    """A directory for `what` next to the scores table, out of any glob of the scores:
+    scores.parquet -> scores.<what>/; DIR/part-K-of-N.parquet -> DIR/_<what>/."""
     if _PART_NAME.fullmatch(out_path.name):
-        return out_path.parent / "_manifest"
-    return out_path.with_name(_PART_NAME.sub("", out_path.name).removesuffix(".parquet") + ".manifest")
+        return out_path.parent / f"_{what}"
+    return out_path.with_name(_PART_NAME.sub("", out_path.name).removesuffix(".parquet") + f".{what}")
 
 
 _PART_NAME = re.compile(r"\.?part-\d+-of-\d+\.parquet$")
@@ -283,6 +302,9 @@ class ScoreWorker:
             self._tick("model", t)
             check_finite(preds, self.options.embeddings)
             rows = self._rows(rec, preds, len(audio_emb), duration)
+            if self.options.explain:  # before the score part, which marks the recording done
+                stage = "evidence"
+                self._write_evidence(rec, preds, len(audio_emb))
         except (KeyboardInterrupt, SystemExit):
             raise
         except Exception as exc:
@@ -297,6 +319,18 @@ class ScoreWorker:
             raise
         write_table_atomic(rows_to_table(rows, self.schema), path, {**meta, "status": "ok"})
         return float(duration or 0.0)
+
+    def _write_evidence(self, rec: Recording, preds, n_segments: int) -> None:
+        """The recording's evidence part: every segment's attention rank per task and view."""
+        from . import evidence
+
+        segments = evidence.recording_segments(self.stages.features_path(rec.recording_id), self.options.work_dir,
+                                               rec.recording_id, n_segments)
+        variants = {t: str(m.config.get("variant", "")) for t, m in self.bundle.models.items()}
+        table = evidence.rows_table(evidence.evidence_rows(rec.recording_id, preds, segments, variants))
+        write_table_atomic(table, evidence.part_path(self.options.work_dir, self.key, rec.recording_id),
+                           {"stage": "score/evidence", "recording_id": rec.recording_id,
+                            "config_hash": evidence.evidence_hash(self.config_hash)})
 
     def _rows(self, rec: Recording, preds, n_segments: int, duration) -> list[dict]:
         rows = []
@@ -397,6 +431,9 @@ class ScoreRun:
     n_recordings: int
     n_ignored: int  # non-audio / hidden files found in the input
     timings: dict[str, float] = field(default_factory=dict)
+    #: with explain: the evidence table's part and its row count
+    evidence_path: Path | None = None
+    n_evidence_rows: int = 0
 
     @property
     def exit_code(self) -> int:
@@ -426,7 +463,7 @@ def score_recordings(
     worker = ScoreWorker(options)
     _ = worker.config_hash, worker.schema  # fail fast (one line) on a bad model dir before any work
     key, chash = worker.key, worker.config_hash
-    is_done = functools.partial(_is_scored, options.work_dir, key, chash)
+    is_done = functools.partial(_is_scored, options.work_dir, key, chash, explain=options.explain)
     accounting = {"describe": functools.partial(scored_facts, worker=worker), "config_hash": chash}
     result = run_batch(
         recordings, stage=STAGE, out_root=options.work_dir, make_process=lambda: worker,
@@ -445,6 +482,13 @@ def score_recordings(
             "model_dir": str(options.model_dir), "embeddings": options.embeddings,
         },
     })
+    evidence_path, n_evidence = None, 0
+    if options.explain:
+        from .evidence import assemble_evidence
+
+        evidence_path, n_evidence = assemble_evidence(recordings, worker, out_path, top_k=options.explain_top,
+                                                      shard=shard, extra_meta={"model_id": worker.bundle.model_id})
     manifest.finish(result, manifest_dir(out_path), shard=shard, ignored=ignored,
                     extra_meta={"model_id": worker.bundle.model_id, "scores": out_path.name})
-    return ScoreRun(result, out_path, n_rows, len(recordings), n_ignored, dict(worker.timings))
+    return ScoreRun(result, out_path, n_rows, len(recordings), n_ignored, dict(worker.timings),
+                    evidence_path, n_evidence)

@@ -120,6 +120,13 @@ class TaskPrediction:
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     #: the model's own probabilities when `probs` are calibrated (None: the model has no calibration)
     raw_probs: Optional[np.ndarray] = None
+    #: the attention-pooling weights over the positions the model saw: attn_a, attn_t [L] and
+    #: attn_j [2L] (audio-query positions, then text-query positions); empty for the transfer
+    #: variants (mean pooling: no attention)
+    attention: dict[str, np.ndarray] = field(default_factory=dict)
+    #: segment_index of each position the model saw (all, or max_segments evenly subsampled;
+    #: empty when the recording had no segment and was scored from one all-mean segment)
+    positions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass
@@ -364,8 +371,11 @@ class TrainedBundle:
 
                 raw, probs = probs, apply_calibration(probs[None], tm.config["calibration"])[0].astype(np.float32)
             emb = {k: res[k][0].float().cpu().numpy() for k in ("z_a", "z_t", "z_j", "h_a", "h_t", "h_j")}
+            attn = {} if len(a) == 0 else {k: res[k][0].float().cpu().numpy() for k in ("attn_a", "attn_t", "attn_j")
+                                           if res.get(k) is not None}
             out.append(TaskPrediction(task=task, class_names=list(tm.class_names), probs=probs,
-                                      label=tm.class_names[int(np.argmax(probs))], embeddings=emb, raw_probs=raw))
+                                      label=tm.class_names[int(np.argmax(probs))], embeddings=emb, raw_probs=raw,
+                                      attention=attn, positions=np.asarray(keep if len(a) else [], np.int64)))
         return out
 
 
