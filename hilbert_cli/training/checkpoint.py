@@ -328,7 +328,9 @@ class TrainedBundle:
         """One recording: audio_emb [n, d_a], text_emb [n, d_t] (segment order) -> one TaskPrediction
         per task. More than the model's max_segments are evenly subsampled, as in training; a
         recording with no segment is scored from one all-mean segment (an uninformed prediction).
-        doc_stats: the recording's embed.doc_stats.DocStats, for models trained with them."""
+        doc_stats: the recording's embed.doc_stats.DocStats, for models trained with them.
+        Each prediction carries the pooling weights (attention) and the segment_index of each
+        position they weigh (positions), so evidence names the true segments of a subsampled one."""
         import torch
 
         from ..embed.doc_stats import feature_vector
