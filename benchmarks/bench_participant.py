@@ -56,27 +56,38 @@ def truth_label(meta: dict, record: dict, turns) -> str | None:
     return max(overlap, key=overlap.get) if overlap else None
 
 
-def run_prepare(recs, records: dict, work: Path, choice: str, transcripts: Path | None, asr: bool) -> list[dict]:
-    from hilbert_cli.demo.run import prepare_options
+def prepared_choice(work: Path, rec_id: str, record: dict, choice: str, recompute: bool) -> dict:
+    """Was the participant chosen? From the words metadata, or (recompute) by applying the
+    pipeline's own choose_target to the prepared words and turns tables."""
     from hilbert_cli.parquet_io import read_metadata, read_table
-    from hilbert_cli.prepare import prepare_recordings, turns_path, words_path
+    from hilbert_cli.prepare import turns_path, words_path
+    from hilbert_cli.prepare.assign import choose_target
 
-    opts = prepare_options("cpu", transcripts).model_copy(update={"speaker": choice, "cpu_threads": 1})
+    p = words_path(work, rec_id)
+    if not p.is_file():
+        return {"recording_id": rec_id, "ok": False, "decided_by": "failed"}
+    meta, turns = read_metadata(p), read_table(turns_path(work, rec_id))
+    truth = truth_label(meta, record, turns)
+    if recompute:
+        w = read_table(p).to_pydict()
+        tt = [(r["start_s"], r["end_s"], r["speaker"]) for r in turns.to_pylist()]
+        _, label, det = choose_target(tt, choice, (w["start_s"], w["end_s"], w["word"], w["speaker"]))
+    else:
+        label, det = meta["target_speaker"], meta.get("participant_detection")
+    return {"recording_id": rec_id, "ok": label == truth, "decided_by": (det or {}).get("decided_by", "-")}
+
+
+def run_prepare(recs, records: dict, work: Path, choice: str, transcripts: Path | None, asr: bool) -> list[dict]:
+    """Prepare with `choice` (transcripts: redone each time, cheap); with ASR, prepare once with
+    speaker all (resumable) and apply the choice to the tables."""
+    from hilbert_cli.demo.run import prepare_options
+    from hilbert_cli.prepare import prepare_recordings
+
+    opts = prepare_options("cpu", transcripts).model_copy(update={"speaker": "all" if asr else choice})
     if not asr:
         opts = opts.model_copy(update={"sidecars": False})
-    prepare_recordings(recs, opts, work, show_progress=False, overwrite=True)  # the detection may have changed
-    rows = []
-    for r in recs:
-        p = words_path(work, r.recording_id)
-        if not p.is_file():
-            rows.append({"recording_id": r.recording_id, "ok": False, "decided_by": "failed"})
-            continue
-        meta = read_metadata(p)
-        truth = truth_label(meta, records[r.recording_id], read_table(turns_path(work, r.recording_id)))
-        det = meta.get("participant_detection") or {}
-        rows.append({"recording_id": r.recording_id, "ok": meta["target_speaker"] == truth,
-                     "decided_by": det.get("decided_by", "-")})
-    return rows
+    prepare_recordings(recs, opts, work, show_progress=False, overwrite=not asr)
+    return [prepared_choice(work, r.recording_id, records[r.recording_id], choice, asr) for r in recs]
 
 
 def corpus_rows(name: str, info, out: Path, n_asr: int) -> list[tuple]:
@@ -94,7 +105,7 @@ def corpus_rows(name: str, info, out: Path, n_asr: int) -> list[tuple]:
             sources.append((f"ASR ({n_asr} recordings)", None, recs[:n_asr], True))
         for source, tdir, rs, asr in sources:
             for choice in CHOICES:
-                work = out / "work" / name / split / source.split(" ")[0] / choice
+                work = out / "work" / name / split / source.split(" ")[0] / ("" if asr else choice)
                 results.append((name, source, choice, run_prepare(rs, records, work, choice, tdir, asr)))
     return results
 

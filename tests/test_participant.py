@@ -96,6 +96,21 @@ def test_prompt_match_decides_over_questions(tmp_path):
     assert ev["speakers"]["INT"]["prompt_match"] > ev["speakers"]["PAR"]["prompt_match"] + 0.05
 
 
+def test_without_questions_turn_taking_decides_and_a_tie_goes_to_the_first_speaker():
+    script = [  # statements only; the interviewer opens and has the longer turns
+        ("INT", "Thank you for coming in today. We will start with your sleep and then talk about work."),
+        ("PAR", "Sure, that is fine."),
+        ("INT", "Now let us move on to your family and the people you live with at home."),
+        ("PAR", "Okay, we are close."),
+    ]
+    turns, words = words_of(script)
+    _, label, ev = choose_target(turns, "participant", words)
+    assert ev["decided_by"] == "turn-taking" and ev["interviewer"] == "INT" and label == "PAR"
+    turns, words = words_of(script[1:])  # now PAR opens (and has the shorter turns)
+    _, label, ev = choose_target(turns, "participant", words)
+    assert ev["decided_by"] == "turn-taking" and ev["interviewer"] == "PAR"
+
+
 def test_one_speaker_and_no_speech():
     turns, words = words_of([("SPEAKER_00", "I have been fine. How are you?")])
     assert choose_target(turns, "participant", words)[:2] == ({"SPEAKER_00"}, "SPEAKER_00")
