@@ -130,7 +130,7 @@ def test_cli_explain_top_writes_beside_the_out_dir(score_setup, explained, tmp_p
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)})
     assert proc.returncode == 1, proc.stderr[-2000:]  # the bad recordings' error rows
     path = out / "_evidence" / "part-0-of-1.parquet"
-    assert "evidence" in proc.stderr and path.is_file()
+    assert "evidence" in proc.stdout + proc.stderr and path.is_file()  # the summary names it
     assert not [p for p in out.glob("*.parquet") if p.name != "part-0-of-1.parquet"]  # out of the scores' glob
     ev = _table(path)
     ref = _table(run.evidence_path)
