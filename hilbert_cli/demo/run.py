@@ -84,7 +84,7 @@ def prepare_options(device: str = "auto", transcripts: Path | None = None):
 def embed_options(device: str = "auto"):
     from ..embed.options import EmbedOptions
 
-    return EmbedOptions(audio="spec", text="allMiniLM6", device=device)
+    return EmbedOptions(audio="whisperTinyEnc", text="allMiniLM6", device=device)  # measured best on EmoDB
 
 
 def features_dir(work: Path) -> Path:
