@@ -1,4 +1,4 @@
-"""The one rich console all human output goes through (stderr, so stdout stays pipeable)."""
+"""The rich consoles: progress, logs and errors on stderr (`console`); results on stdout (`results`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from rich.progress import (
 )
 
 console = Console(stderr=True, highlight=False)
+#: results (summary tables, the paths written) go to stdout, so `hilbert ... > results.txt` keeps them
+results = Console(highlight=False)
 
 
 def error(message: str) -> None:

@@ -56,3 +56,6 @@ def test_score_with_only_hilbert_model_set_scores_the_recordings(score_setup, tm
     assert proc.returncode == 0, proc.stderr
     df = pq.read_table(out).to_pandas()
     assert list(df.status) == ["ok"] and df.model_id[0].startswith("tiny@") and df.task[0] == "affect"
+    # the summary (what was scored, where the table is) is the result: on stdout, not mixed into the logs
+    assert "hilbert score" in proc.stdout and "scored" in proc.stdout and "audio scored" in proc.stdout
+    assert "hilbert score" not in proc.stderr

@@ -90,7 +90,9 @@ def score(
                         explain_top=explain_top or DEFAULT_TOP)
     run = score_recordings(input, opts, out, shard=sh, overwrite=overwrite, show_progress=not quiet,
                            engine=engine, engine_options=engine_options)
-    print_summary(run, console)
+    from ..console import results
+
+    print_summary(run, results)  # the summary is the result: stdout
     raise typer.Exit(run.exit_code)
 
 

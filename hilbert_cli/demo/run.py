@@ -223,20 +223,22 @@ def heldout_metrics(scores_path: Path, labels_csv: Path) -> dict:
 def print_result(result: DemoResult) -> None:
     from rich.table import Table
 
+    from ..console import results  # the tables and paths are the demo's result: stdout
+
     t = Table(title=f"cross-validated AUC, task '{TASK}' ({GROUP_COLUMN}-grouped folds, one-vs-rest macro)")
     for col in ("variant", "recordings", "folds", "AUC mean ± sd over folds", "pooled out-of-fold AUC"):
         t.add_column(col)
     for r in result.cv_table:
         t.add_row(r["variant"], str(r["n"]), str(r["n_folds"]), f"{r['auc_mean']:.3f} ± {r['auc_std']:.3f}",
                   f"{r['auc_pooled']:.3f}")
-    console.print(t)
+    results.print(t)
     h = result.heldout
     if h.get("n"):
         auc = f", AUC {h['auc']:.3f}" if "auc" in h else ""
-        console.print(f"held-out participants ({h['n']} recordings, final model): accuracy {h['accuracy']:.2f}{auc}")
+        results.print(f"held-out participants ({h['n']} recordings, final model): accuracy {h['accuracy']:.2f}{auc}")
     total = sum(result.timings.values())
-    console.print(f"total {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()) + ")")
-    console.print(
+    results.print(f"total {total:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in result.timings.items()) + ")")
+    results.print(
         "outputs:\n"
         f"  corpus            {result.corpus.root} (labels.csv, manifest.json with true speaker turns)\n"
         f"  prepare + embed   {result.work}\n"
