@@ -2,17 +2,23 @@
 
 The model is loaded once per run. Each window's samples come from one streaming pass over
 the file (`iter_spans`), so memory holds at most `batch_size` windows whatever the length
-of the recording. On CPU windows go one by one through WhisperModel.transcribe (VAD filter
-on, condition_on_previous_text off by default); on CUDA up to `batch_size` windows go through
-the BatchedInferencePipeline at once. Each word keeps its probability, and the statistics of
+of the recording. On CPU `asr_workers` windows (default: one per usable core) go through
+WhisperModel.transcribe at once, each on one CTranslate2 worker of one thread (one thread per
+window keeps every core busy without OpenMP threads spinning against each other on a shared
+machine; the windows are already speech, so faster-whisper's own VAD is off by default); the
+words come out in window order, the same as one at a time. On CUDA up to `batch_size` windows
+go through the BatchedInferencePipeline at once. Each word keeps its probability, and the statistics of
 its ASR segment (avg_logprob, no_speech_prob, compression_ratio).
 """
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -68,6 +74,19 @@ def asr_windows(speech: Sequence[tuple[float, float]], max_s: float, duration_s:
     return fixed
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def cpu_workers(options: PrepareOptions) -> int:
+    """Windows transcribed at once on CPU: `asr_workers`, or one per usable core."""
+    return options.asr_workers or usable_cores()
+
+
 class WhisperASR:
     """faster-whisper, loaded once; `transcribe(path, windows)` yields words in time order."""
 
@@ -84,21 +103,34 @@ class WhisperASR:
             from faster_whisper import BatchedInferencePipeline
         except ImportError as exc:  # pragma: no cover
             raise ModelUnavailable("faster-whisper is not installed (pip install faster-whisper)") from exc
-        from ..embed.whisper_encoder import shared_whisper_model
 
         if options.vad_filter:  # faster-whisper's VAD runs silero on onnxruntime: telemetry off first
             from .diarize.vad import load_onnxruntime
 
             load_onnxruntime()
         index = int(device.split(":")[1]) if device.startswith("cuda:") else 0
-        self._shared_key = (path, self.device, index, ct)
+        self.workers = 1 if self.device == "cuda" else cpu_workers(options)
+        self._shared_key: tuple | None = None
         try:
-            # shared with the Whisper audio encoder (embed) when both run in this process
-            self.model = shared_whisper_model(path, self.device, index, ct, options.cpu_threads)
+            self.model = self._load(path, index, ct)
         except (RuntimeError, ValueError) as exc:
             raise ConfigError(f"ASR model '{options.asr_model}' ({path}) cannot be loaded: {' '.join(str(exc).split())[:200]}") from exc
         self.batched = BatchedInferencePipeline(self.model) if self.device == "cuda" and options.batch_size > 1 else None
         self.multilingual = bool(self.model.model.is_multilingual)
+
+    def _load(self, path, index: int, ct: str):
+        """The model: with several CPU workers a private WhisperModel (CTranslate2 runs one
+        window per worker in parallel), else the process-wide one shared with the Whisper
+        audio encoder (embed). On CPU each worker gets one thread unless cpu_threads says."""
+        from ..embed.whisper_encoder import shared_whisper_model
+
+        threads = self.options.cpu_threads or (1 if self.device == "cpu" else 0)
+        if self.workers > 1:
+            from faster_whisper import WhisperModel
+
+            return WhisperModel(str(path), device="cpu", compute_type=ct, cpu_threads=threads, num_workers=self.workers)
+        self._shared_key = (path, self.device, index, ct)
+        return shared_whisper_model(path, self.device, index, ct, threads)
 
     @staticmethod
     def check(options: PrepareOptions):
@@ -124,7 +156,8 @@ class WhisperASR:
 
         self.batched = None
         self.model = None
-        release_shared_model(*self._shared_key)  # else the process-level cache would keep it loaded
+        if self._shared_key is not None:
+            release_shared_model(*self._shared_key)  # else the process-level cache would keep it loaded
 
     def _kwargs(self, language: str | None) -> dict:
         o = self.options
@@ -170,28 +203,58 @@ class WhisperASR:
                     self._add(words, seg, seg_id, spans[i][0] - a, spans[i])
                     seg_id += 1
                 return
-            for i, x in batch:
-                segments, tinfo = self.model.transcribe(x, vad_filter=o.vad_filter, **self._kwargs(language))
-                segments = list(segments)
-                if language is None and self.multilingual:
-                    language = tinfo.language  # detected once, then kept for the recording
+        clips = ((i, x) for i, x in iter_spans(path, spans, chunk_s=o.chunk_s) if x.size >= SAMPLE_RATE // 10)
+        if self.batched is None:
+            for i, segments, language in self._windows(clips, language):
                 for seg in segments:
                     self._add(words, seg, seg_id, spans[i][0], spans[i])
                     seg_id += 1
-
-        per_batch = o.batch_size if self.batched is not None else 1
-        for i, x in iter_spans(path, spans, chunk_s=o.chunk_s):
-            if x.size < SAMPLE_RATE // 10:
-                continue
-            pending.append((i, x))
-            if len(pending) >= per_batch:
+        else:
+            for i, x in clips:
+                pending.append((i, x))
+                if len(pending) >= o.batch_size:
+                    run_batch(pending)
+                    pending = []
+            if pending:
                 run_batch(pending)
-                pending = []
-        if pending:
-            run_batch(pending)
         words.sort(key=lambda w: (w.start_s, w.end_s))
         info.update(language=language, n_asr_segments=seg_id)
         return words, info
+
+    def _window(self, x: np.ndarray, language: str | None) -> tuple[list, str | None]:
+        """One window through WhisperModel.transcribe: its segments, and the language used."""
+        segments, tinfo = self.model.transcribe(x, vad_filter=self.options.vad_filter, **self._kwargs(language))
+        segments = list(segments)
+        if language is None and self.multilingual:
+            language = tinfo.language  # detected once, then kept for the recording
+        return segments, language
+
+    def _windows(self, clips: Iterable[tuple[int, np.ndarray]], language: str | None):
+        """(index, segments, language) per window, in window order, `self.workers` at a time.
+
+        At most two windows per worker are decoded and waiting (bounded memory); a language
+        still to detect is detected on the first window alone, then kept."""
+        it = iter(clips)
+        if language is None and self.multilingual:
+            for i, x in it:
+                segments, language = self._window(x, language)
+                yield i, segments, language
+                break
+        if self.workers <= 1:
+            for i, x in it:
+                segments, language = self._window(x, language)
+                yield i, segments, language
+            return
+        queue: deque[tuple[int, Future]] = deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="hilbert-asr") as pool:
+            for i, x in it:
+                queue.append((i, pool.submit(self._window, x, language)))
+                if len(queue) >= 2 * self.workers:
+                    j, fut = queue.popleft()
+                    yield j, *fut.result()
+            while queue:
+                j, fut = queue.popleft()
+                yield j, *fut.result()
 
     @staticmethod
     def _add(words: list[Word], seg, seg_id: int, shift: float, window: tuple[float, float] | None = None) -> None:

@@ -123,8 +123,17 @@ class Preparer:
         if self._diarizer is None:
             from .diarize import load_diarizer
 
-            self._diarizer = load_diarizer(self.options, device=self.device)
+            self._diarizer = load_diarizer(self._diarizer_options(), device=self.device)
         return self._diarizer
+
+    def _diarizer_options(self) -> PrepareOptions:
+        """vad-cluster on CPU runs its speaker encoder on one torch thread unless cpu_threads
+        says otherwise: ASR works on the other cores meanwhile (`process`), and on a shared
+        CPU torch's spinning OpenMP threads cost ~6x the CPU time for the same embeddings."""
+        o = self.options
+        if o.cpu_threads == 0 and o.diarization == "vad-cluster" and self.device == "cpu":
+            return o.model_copy(update={"cpu_threads": 1})
+        return o
 
     @property
     def asr(self):
@@ -148,8 +157,54 @@ class Preparer:
 
     # ---- one recording
     def process(self, rec: Recording) -> PreparedRecording:
-        """Prepare one recording (no writes): voice activity + speakers, then words."""
-        return self.finish(rec, self.diarize(rec))
+        """Prepare one recording (no writes): voice activity + speakers, then words.
+
+        Where ASR needs only the voice activity (vad-cluster on CPU, no transcript), the speech
+        is found first and the speakers are then found on a second thread while this one
+        transcribes (torch and CTranslate2 release the GIL): the same tables, both cores busy."""
+        first = self._speech_first(rec)
+        if first is None:
+            return self.finish(rec, self.diarize(rec))
+        return self._overlapped(rec, *first)
+
+    def _speech_first(self, rec: Recording) -> tuple | None:
+        """(frame probabilities, speech regions, duration, seconds) from the diarizer's own VAD
+        with its own settings, or None where diarization and ASR cannot overlap."""
+        from .diarize.vad import speech_regions
+        from .transcripts import find_transcript
+
+        o = self.options
+        if o.diarization != "vad-cluster" or self.device != "cpu" or getattr(self.diarizer, "encoder", None) is None:
+            return None
+        if find_transcript(rec.path, rec.recording_id, o.transcripts, o.sidecars) is not None:
+            return None
+        t = time.perf_counter()
+        probs, n = self.diarizer.vad.file_probabilities(rec.path, o.chunk_s)
+        speech = speech_regions(probs, n, threshold=o.vad_threshold, min_speech_s=o.min_speech_s,
+                                min_silence_s=o.min_silence_s, speech_pad_s=o.speech_pad_s)
+        return probs, speech, n / SAMPLE_RATE, time.perf_counter() - t
+
+    def _overlapped(self, rec: Recording, probs, speech, duration: float, vad_s: float) -> PreparedRecording:
+        """Diarize on a worker thread while this thread transcribes the speech; should the
+        diarizer's regions differ from ours (never expected), the words are redone from its."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .asr import asr_windows
+        from .diarize.vad import split_long
+
+        o = self.options
+        asr = self.asr  # loaded on this thread, before the diarizer's starts
+        windows = asr_windows(split_long(speech, probs, o.asr_window_s), o.asr_window_s, duration)
+        with ThreadPoolExecutor(1, thread_name_prefix="hilbert-diarize") as pool:
+            stage1 = pool.submit(self.diarize, rec)
+            t = time.perf_counter()
+            words = asr.transcribe(rec.path, windows)
+            asr_s = time.perf_counter() - t
+            st = stage1.result()
+        if list(st.speech) != list(speech):
+            return self.finish(rec, st)
+        st.timings["vad"] = vad_s
+        return self.finish(rec, st, asr_result=(words, asr_s))
 
     def diarize(self, rec: Recording) -> "Stage1":
         """Step 1: probe, find a transcript, voice activity + diarization (no ASR).
@@ -185,8 +240,10 @@ class Preparer:
         return Stage1(info, transcript, duration, turns, speech, diar_info, None, {},
                       {"decode": time.perf_counter() - t0})
 
-    def finish(self, rec: Recording, st: "Stage1") -> PreparedRecording:
-        """Step 2: words (ASR or the transcript), speaker assignment, target, tables."""
+    def finish(self, rec: Recording, st: "Stage1", asr_result: tuple | None = None) -> PreparedRecording:
+        """Step 2: words (ASR or the transcript), speaker assignment, target, tables.
+
+        `asr_result`: ((words, info), seconds) already transcribed from st's speech (`process`)."""
         from .asr import asr_windows
         from .diarize.vad import split_long
         from .transcripts import transcript_words
@@ -214,11 +271,14 @@ class Preparer:
                       "has_times": transcript.has_times, "has_speakers": transcript.has_speakers}
             timings["transcript"] = time.perf_counter() - t
         else:
-            probs = st.vad_probs
-            regions = split_long(speech, probs, o.asr_window_s) if probs is not None else speech
-            windows = asr_windows(regions, o.asr_window_s, duration)
-            words, asr_info = self.asr.transcribe(rec.path, windows)
-            timings["asr"] = time.perf_counter() - t
+            if asr_result is None:
+                probs = st.vad_probs
+                regions = split_long(speech, probs, o.asr_window_s) if probs is not None else speech
+                windows = asr_windows(regions, o.asr_window_s, duration)
+                words, asr_info = self.asr.transcribe(rec.path, windows)
+                timings["asr"] = time.perf_counter() - t
+            else:
+                (words, asr_info), timings["asr"] = asr_result
             models["asr"] = self.asr.provenance()
             w_start = np.array([w.start_s for w in words], dtype=float)
             w_end = np.array([w.end_s for w in words], dtype=float)
