@@ -244,7 +244,8 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                   {"name": recipe.name, "tool_version": __version__, "device": device, "seconds": round(seconds, 2),
                    "final_variant": final_variant, "final_models": final_models, "grouped": grouped,
                    "recipe": recipe.model_dump(mode="json")})
-    diag_md = _diagnostics_markdown(results) if tc.diagnostics and results else None
+    models_only = [r for r in results if r.variant not in BASELINES]  # the baselines have no latent views
+    diag_md = _diagnostics_markdown(models_only) if tc.diagnostics and models_only else None
     write_report(run_dir / "report.md", recipe=recipe, results=results, dataset=ds, final_models=final_models,
                  plots=plots, seconds=seconds, grouped=grouped, device=device, diagnostics_md=diag_md)
     info(f"[green]done[/] in {seconds:.1f} s -> {run_dir}/report.md")
