@@ -21,6 +21,7 @@ from hilbert_cli.training.calibration import (
     expected_calibration_error,
     fit_calibration,
     from_json,
+    reliability_bins,
 )
 from tests.fixtures_score import score_setup  # noqa: F401
 
@@ -72,6 +73,15 @@ def test_cross_fitted_ece_is_the_honest_figure():
         by_hand[~rest] = apply_calibration(raw[~rest], fit_calibration(raw[rest], y[rest]))
     assert cross["ece_cross_fitted"] == pytest.approx(expected_calibration_error(by_hand, y))
     assert cross["ece_cross_fitted"] != pytest.approx(cal["ece_calibrated"])
+
+
+def test_reliability_bins_are_the_ece_bins():
+    logits, _, y = _known(2000, 3, seed=4)
+    raw = _softmax(4.0 * logits)
+    conf, acc, n = reliability_bins(raw, y)
+    assert n.sum() == 2000 and (np.diff(conf) > 0).all()
+    assert np.sum(n * np.abs(acc - conf)) / 2000 == pytest.approx(expected_calibration_error(raw, y))
+    assert (acc < conf).mean() > 0.8  # an overconfident model sits under the diagonal
 
 
 def test_platt_scaling_recovers_a_binary_distortion_and_lowers_ece():
@@ -136,6 +146,7 @@ def test_train_fits_the_map_on_the_out_of_fold_predictions_and_predict_applies_i
     assert 0 <= cal["ece_cross_fitted"] <= 1
     report = (run / "report.md").read_text()
     assert "## Calibration of the scores" in report and "| audio_affect | temperature |" in report
+    assert (run / "reliability_audio_affect.png").stat().st_size > 1000 and "reliability_audio_affect.png" in report
 
     x = np.random.default_rng(0).standard_normal((9, 32)), np.random.default_rng(1).standard_normal((9, 24))
     p = load_model_dir(run).predict(*x)[0]

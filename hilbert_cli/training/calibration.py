@@ -97,9 +97,9 @@ def fit_calibration(probs: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return cal
 
 
-def cross_fitted_errors(probs: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> dict[str, float]:
-    """ECE and Brier after calibration, each fold calibrated by a map fitted on the other folds'
-    out-of-fold probabilities: the in-sample figures of fit_calibration flatter the map."""
+def cross_fitted_probs(probs: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> np.ndarray:
+    """Each fold's probabilities calibrated by a map fitted on the other folds' out-of-fold
+    probabilities: what calibration does for recordings the map never saw."""
     probs, y, fold_of = np.asarray(probs, np.float64), np.asarray(y, int), np.asarray(fold_of)
     after = np.array(probs)
     for k in np.unique(fold_of):
@@ -107,7 +107,45 @@ def cross_fitted_errors(probs: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -
         if len(np.unique(y[rest])) < 2:
             continue  # no map can be fitted without this fold: its probabilities stay raw
         after[~rest] = apply_calibration(probs[~rest], fit_calibration(probs[rest], y[rest]))
+    return after
+
+
+def cross_fitted_errors(probs: np.ndarray, y: np.ndarray, fold_of: np.ndarray) -> dict[str, float]:
+    """ECE and Brier of cross_fitted_probs: the in-sample figures of fit_calibration flatter the map."""
+    after = cross_fitted_probs(probs, y, fold_of)
     return {"ece_cross_fitted": expected_calibration_error(after, y), "brier_cross_fitted": brier_score(after, y)}
+
+
+def reliability_bins(probs: np.ndarray, y: np.ndarray, n_bins: int = 10) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean confidence, accuracy, count) of the top label per non-empty equal-width bin (the ECE's bins)."""
+    probs, y = np.asarray(probs, np.float64), np.asarray(y)
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    bins = np.minimum((conf * n_bins).astype(int), n_bins - 1)
+    used = np.unique(bins)
+    return (np.array([conf[bins == b].mean() for b in used]), np.array([(pred == y)[bins == b].mean() for b in used]),
+            np.array([(bins == b).sum() for b in used]))
+
+
+def plot_reliability(task: str, raw: np.ndarray, calibrated: np.ndarray, y: np.ndarray, path) -> None:
+    """reliability_<task>.png: top-label accuracy against confidence, raw and cross-fitted calibrated."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.6, 4.4), dpi=110)
+    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=0.8, label="perfectly calibrated")
+    for name, p in (("raw", raw), ("calibrated (cross-fitted)", calibrated)):
+        conf, acc, n = reliability_bins(p, y)
+        ax.plot(conf, acc, marker="o", label=f"{name}, ECE {expected_calibration_error(p, y):.3f}")
+        for c, a, k in zip(conf, acc, n):
+            ax.annotate(str(k), (c, a), fontsize=6, xytext=(2, 2), textcoords="offset points")
+    ax.set(xlabel="confidence (top label)", ylabel="accuracy", title=f"{task}: reliability (out-of-fold)",
+           xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="upper left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def apply_calibration(probs: np.ndarray, cal: Mapping[str, Any]) -> np.ndarray:

@@ -236,6 +236,14 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
         for f in ("metrics.parquet", "predictions.parquet"):
             (run_dir / f).unlink(missing_ok=True)
     plots = {t: plot_task(t, results, run_dir) for t in task_names if any(r.task == t for r in results)}
+    for t, fm in final_models.items():  # a reliability diagram wherever a calibration map was fitted
+        cv = next((r for r in results if r.task == t and r.variant == fm["variant"]), None)
+        if fm.get("calibration") and cv is not None:
+            from .calibration import cross_fitted_probs, plot_reliability
+
+            p = run_dir / f"reliability_{t}.png"
+            plot_reliability(t, cv.oof_probs, cross_fitted_probs(cv.oof_probs, cv.y, cv.fold_of), cv.y, p)
+            plots.setdefault(t, []).append(p)
     seconds = time.perf_counter() - t0
     src = getattr(recipe, "_source", None)
     if src is not None and Path(src).is_file():
