@@ -92,7 +92,8 @@ class PrepareOptions(BaseModel):
         "the words are the same as one at a time"
     )
     cpu_threads: int = Field(
-        0, ge=0, description="CPU threads for the models (CTranslate2, torch); 0: their defaults. "
+        0, ge=0, description="CPU threads for the models (CTranslate2 per ASR worker, torch); 0: one each on CPU "
+        "for ASR and the vad-cluster speaker encoder (they run side by side), the libraries' defaults elsewhere. "
         "On a shared CPU, 1 can be much faster than oversubscribing"
     )
 
