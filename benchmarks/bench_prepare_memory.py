@@ -36,6 +36,9 @@ _ = p.diarizer
 if sys.argv[4] != "diarize":
     _ = p.asr
 t_load = time.perf_counter() - t0
+cpu = lambda: sum(getattr(resource.getrusage(w), f) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+                  for f in ("ru_utime", "ru_stime"))
+cpu0 = cpu()
 rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 t = time.perf_counter()
 rec = Recording("bench.flac", __import__("pathlib").Path(sys.argv[1]))
@@ -51,7 +54,7 @@ else:
     res = {"duration_s": out.duration_s, "timings_s": out.metadata["timings_s"], "words": out.words.num_rows,
            "turns": out.turns.num_rows, "speakers": out.metadata["speakers"]}
 print(json.dumps({
-    **res, "wall_s": wall, "load_s": t_load,
+    **res, "wall_s": wall, "load_s": t_load, "cpu_s": cpu() - cpu0, "loadavg": __import__("os").getloadavg()[0],
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "rss_after_load_mb": rss_loaded,
 }))
 """
@@ -77,6 +80,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, nargs="+", default=[10.0, 120.0])
     ap.add_argument("--cpu-threads", type=int, default=0, help="PrepareOptions.cpu_threads (0: library defaults)")
     ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--asr-workers", type=int, default=0, help="PrepareOptions.asr_workers (0: one per usable core)")
     ap.add_argument("--diarize-only", action="store_true",
                     help="stop after voice activity + diarization (ASR memory is bounded by its <= 30 s windows; "
                     "this checks the length-dependent part quickly)")
@@ -88,7 +92,7 @@ def main() -> None:
 
     from hilbert_cli.prepare import PrepareOptions
 
-    opts = PrepareOptions(cpu_threads=args.cpu_threads, beam_size=args.beam_size)
+    opts = PrepareOptions(cpu_threads=args.cpu_threads, beam_size=args.beam_size, asr_workers=args.asr_workers)
     work = Path(args.dir or tempfile.mkdtemp(prefix="bench_prepare_"))
     work.mkdir(parents=True, exist_ok=True)
     base, _ = two_speaker_interview(work / "base.wav", INTERVIEW_TURNS)
@@ -109,7 +113,8 @@ def main() -> None:
         dur = r["duration_s"]
         stages = ", ".join(f"{k} {dur / v:.1f}x RT" for k, v in r["timings_s"].items() if v > 0.05 and k != "assemble")
         print(f"{minutes:6g} min: peak RSS {r['peak_rss_mb']:7.0f} MB (after model load {r['rss_after_load_mb']:.0f} MB); "
-              f"{dur / r['wall_s']:.2f}x real time overall; {stages}; {r['words']} words, {r['turns']} turns, "
+              f"{dur / r['wall_s']:.2f}x real time overall, {r['cpu_s'] / r['wall_s']:.2f} CPU cores used "
+              f"({r['cpu_s'] / dur:.3f} CPU s per audio s, load average {r['loadavg']:.1f}); {stages}; {r['words']} words, {r['turns']} turns, "
               f"speakers {r['speakers']}", flush=True)
         rec.unlink()
     if len(results) > 1:
@@ -118,7 +123,8 @@ def main() -> None:
         ok = ratio <= 1.25 and hi["peak_rss_mb"] < 3072
         print(f"peak RSS ratio {hi['minutes']:g} min / {lo['minutes']:g} min = {ratio:.3f} "
               f"(target <= 1.25, peak < 3 GB): {'OK' if ok else 'MISSED'}")
-    print(f"cpu_threads={args.cpu_threads}, beam_size={args.beam_size}, os.cpu_count()={os.cpu_count()}"
+    print(f"cpu_threads={args.cpu_threads}, beam_size={args.beam_size}, asr_workers={args.asr_workers}, "
+          f"os.cpu_count()={os.cpu_count()}"
           + (", diarization only" if args.diarize_only else ""))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
