@@ -111,6 +111,17 @@ def test_without_questions_turn_taking_decides_and_a_tie_goes_to_the_first_speak
     assert ev["decided_by"] == "turn-taking" and ev["interviewer"] == "PAR"
 
 
+def test_a_speaker_with_only_backchannels_is_not_believed_to_be_the_participant():
+    # a diarization that merged the participant into the interviewer: one asking speaker holds the
+    # answers too; the other "speaker" says only "okay" (under 5 % of the speech)
+    answer = "I have been sleeping badly and work has been very stressful for most of the year. " * 3
+    script = [("S0", f"How have you been sleeping? {answer}"), ("S1", "Okay."),
+              ("S0", f"What do you do on weekends? {answer}")]
+    turns, words = words_of(script)
+    _, label, ev = choose_target(turns, "participant", words)
+    assert ev["interviewer"] == "S0" and label == "S0" and "most speech" in ev["decided_by"]
+
+
 def test_one_speaker_and_no_speech():
     turns, words = words_of([("SPEAKER_00", "I have been fine. How are you?")])
     assert choose_target(turns, "participant", words)[:2] == ({"SPEAKER_00"}, "SPEAKER_00")

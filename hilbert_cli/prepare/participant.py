@@ -19,7 +19,9 @@ The interviewer is decided by the first cue that separates the speakers: the pro
 (when prompts are given), else the question share, else turn-taking (a vote of: speaks first,
 takes the floor after long pauses most often, shortest mean turn). The participant is then the
 speaker with the most speech among the others (so with three or more speakers, a second
-interviewer or a relative who speaks little is not chosen). One speaker: that speaker.
+interviewer or a relative who speaks little is not chosen) - unless that speaker has under
+`MIN_PARTICIPANT_SHARE` of the speech (a diarization that merged the participant into the
+interviewer): then the speaker with the most speech. One speaker: that speaker.
 Every figure and the cue that decided go to the words table's metadata
 (`participant_detection`), so a user can see why.
 """
@@ -39,6 +41,10 @@ MIN_QUESTION_SHARE = 0.2
 QUESTION_MARGIN = 0.15
 #: the prompt match (cosine) must beat the next speaker by this to decide
 PROMPT_MARGIN = 0.05
+#: a participant with less of the speech than this is not believed: the diarization has most
+#: likely folded the participant's answers into the asking speaker (leaving the other "speaker"
+#: only backchannels), so the speaker with the most speech is taken instead
+MIN_PARTICIPANT_SHARE = 0.05
 
 _WH = frozenset("what how why when where who whom whose which".split())
 _AUX = frozenset("do does did is are was were am can could would will should shall have has had may might".split())
@@ -211,8 +217,12 @@ def detect_participant(turns: Sequence[Turn], speech: dict[str, float],
     if interviewer is None:
         interviewer, how = _turn_taking(stats), "turn-taking"
     others = sorted((k for k in stats if k != interviewer), key=lambda k: (-speech[k], k))
-    evidence.update(participant=others[0], interviewer=interviewer, decided_by=how)
-    return others[0], evidence
+    chosen, total = others[0], sum(speech.values())
+    if total > 0 and speech[chosen] / total < MIN_PARTICIPANT_SHARE:
+        chosen = max(speech, key=lambda k: (speech[k], k == interviewer))
+        how = f"{how}, then most speech (the other speakers have under {MIN_PARTICIPANT_SHARE:.0%} of it)"
+    evidence.update(participant=chosen, interviewer=interviewer, decided_by=how)
+    return chosen, evidence
 
 
 def read_prompts(path) -> tuple[str, ...]:
