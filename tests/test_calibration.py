@@ -75,6 +75,28 @@ def test_cross_fitted_ece_is_the_honest_figure():
     assert cross["ece_cross_fitted"] != pytest.approx(cal["ece_calibrated"])
 
 
+def test_auto_applies_a_map_only_where_it_helps_recordings_it_never_saw():
+    """A temperature fitted on 30 well-calibrated predictions overfits them: auto leaves them raw;
+    a 4x overconfident model's map helps out of sample, and auto applies it."""
+    from hilbert_cli.training.calibration import cross_fitted_errors
+    from hilbert_cli.training.run import _use_calibration
+
+    def cal_of(scale, n, seed):
+        logits, _, y = _known(n, 3, seed=seed)
+        raw = _softmax(scale * logits)
+        return {**fit_calibration(raw, y), **cross_fitted_errors(raw, y, np.arange(n) % 5)}
+
+    over = cal_of(4.0, 600, 5)
+    assert _use_calibration(over, "auto") and _use_calibration(over, "always")
+    assert not _use_calibration(over, "off") and not _use_calibration(None, "always")
+    fine = [cal_of(1.0, 30, s) for s in range(6)]
+    assert not all(_use_calibration(c, "auto") for c in fine)  # on small, calibrated data it is often left off
+    assert all(_use_calibration(c, "always") for c in fine)
+    for c in fine:
+        helps = c["ece_cross_fitted"] < c["ece_raw"] and c["brier_cross_fitted"] <= c["brier_raw"]
+        assert _use_calibration(c, "auto") == helps
+
+
 def test_reliability_bins_are_the_ece_bins():
     logits, _, y = _known(2000, 3, seed=4)
     raw = _softmax(4.0 * logits)
@@ -133,7 +155,8 @@ def test_train_fits_the_map_on_the_out_of_fold_predictions_and_predict_applies_i
 
     run = tmp_path / "synthetic"
     r = subprocess.run([sys.executable, "-m", "hilbert_cli.cli", "train", "recipes/synthetic.toml", "--out", str(run),
-                        *QUICK], capture_output=True, text=True, cwd=REPO, timeout=600)
+                        *QUICK, "--set", 'train.calibration="always"'], capture_output=True, text=True, cwd=REPO,
+                       timeout=600)
     assert r.returncode == 0, r.stderr
     cfg_path = run / "models" / "audio_affect" / "config.json"
     cfg = json.loads(cfg_path.read_text())
@@ -142,7 +165,8 @@ def test_train_fits_the_map_on_the_out_of_fold_predictions_and_predict_applies_i
     oof = [p for p in pq.read_table(run / "predictions.parquet").to_pylist() if p["variant"] == cfg["variant"]]
     refit = fit_calibration(np.array([p["probs"] for p in oof]), np.array([p["label_index"] for p in oof]))
     assert refit["temperature"] == pytest.approx(cal["temperature"], rel=1e-3)  # the OOF predictions, not the fit
-    assert json.loads((run / "summary.json").read_text())["final_models"]["audio_affect"]["calibration"] == cal
+    final = json.loads((run / "summary.json").read_text())["final_models"]["audio_affect"]
+    assert final["calibration"] == cal and final["calibration_applied"] is True
     assert 0 <= cal["ece_cross_fitted"] <= 1
     report = (run / "report.md").read_text()
     assert "## Calibration of the scores" in report and "| audio_affect | temperature |" in report

@@ -209,16 +209,19 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
         cals = {t: info["calibration"] for t, info in final_models.items() if info.get("calibration")}
         if cals:
             lines += ["", "## Calibration of the scores", "",
-                      "`hilbert score` writes calibrated probabilities (the raw ones in `raw_probabilities`): a map "
-                      "fitted on the final variant's out-of-fold probabilities (Platt for two classes, temperature "
-                      "scaling for more). Expected calibration error (10 bins, top label) and Brier score; "
-                      "*cross-fitted* = each fold calibrated by a map fitted on the other folds, the honest figure.",
+                      "A map fitted on the final variant's out-of-fold probabilities (Platt for two classes, "
+                      "temperature scaling for more); where it is applied, `hilbert score` writes calibrated "
+                      "probabilities and keeps the raw ones in `raw_probabilities`. Expected calibration error (10 "
+                      "bins, top label) and Brier score; *cross-fitted* = each fold calibrated by a map fitted on the "
+                      "other folds, the honest figure, which decides whether the map is applied "
+                      f"(train.calibration = {recipe.train.calibration}).",
                       "", "| task | method | ECE raw | ECE calibrated (in-sample) | ECE cross-fitted | Brier raw | "
-                      "Brier cross-fitted |", "| --- | --- | --- | --- | --- | --- | --- |"]
+                      "Brier cross-fitted | applied |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
             for t, c in cals.items():
                 lines.append(f"| {t} | {c['method']} | {_fmt(c['ece_raw'])} | {_fmt(c['ece_calibrated'])} | "
                              f"{_fmt(c.get('ece_cross_fitted', float('nan')))} | {_fmt(c['brier_raw'])} | "
-                             f"{_fmt(c.get('brier_cross_fitted', float('nan')))} |")
+                             f"{_fmt(c.get('brier_cross_fitted', float('nan')))} | "
+                             f"{'yes' if final_models[t].get('calibration_applied') else 'no'} |")
     if extra_notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in extra_notes]
     lines.append("")

@@ -112,6 +112,14 @@ def _calibration(cv: Optional[CVResult]) -> Optional[dict]:
     return {**fit_calibration(cv.oof_probs, cv.y), **cross_fitted_errors(cv.oof_probs, cv.y, cv.fold_of)}
 
 
+def _use_calibration(cal: Optional[dict], mode: str) -> bool:
+    """Whether the final model stores its map: always, or (auto) when the cross-fitted figures say it
+    helps recordings the map never saw. Decided on out-of-fold predictions only: no test fold."""
+    if cal is None or mode == "off":
+        return False
+    return mode == "always" or (cal["ece_cross_fitted"] < cal["ece_raw"] and cal["brier_cross_fitted"] <= cal["brier_raw"])
+
+
 def _log_cv(r: CVResult) -> None:
     info(f"  {r.task:<16} {r.variant:<16} AUC {100 * r.auc_mean:6.2f} ± {100 * r.auc_std:5.2f} "
          f"(pooled {100 * r.auc:6.2f}, {len(r.fold_aucs)} folds, {r.seconds:.1f} s)")
@@ -213,14 +221,16 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
                 if cv is not None:
                     summary = {"auc_pooled": cv.auc, "auc_mean": cv.auc_mean, "auc_std": cv.auc_std,
                                "n_folds": len(cv.fold_aucs), "variant": cv.variant}
-                calibration = _calibration(cv)
+                calibration = _calibration(cv) if tc.calibration != "off" else None
+                applied = calibration if _use_calibration(calibration, tc.calibration) else None
                 mdir = save_task_model(fitted, run_dir / "models" / t, task=t, run_name=recipe.name,
                                        d_audio=ds.d_audio, d_text=ds.d_text, features_metadata=ds.features_metadata,
                                        recipe=recipe.model_dump(mode="json"), train_config=tc,
                                        max_segments=tc.max_segments, cv_summary=summary, n_train=len(idx),
-                                       calibration=calibration)
+                                       calibration=applied)
                 final_models[t] = {"variant": final_variant, "epochs": fitted.epochs_run, "n": len(idx),
-                                   "dir": str(mdir.relative_to(run_dir)), "calibration": calibration}
+                                   "dir": str(mdir.relative_to(run_dir)), "calibration": calibration,
+                                   "calibration_applied": applied is not None}
                 if prog is not None:
                     prog.update(fbar, advance=1, status=t)
     finally:
