@@ -13,13 +13,14 @@ from typing import Optional
 
 import typer
 
+from ..embed.options import DEFAULT_AUDIO, DEFAULT_TEXT
 from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
 
 
 def embed(
     work_dir: Path = typer.Argument(..., help="Work directory written by `hilbert prepare` (reads prepare/words/)."),
-    audio: str = typer.Option("spec", "--audio", "-a", help="Audio encoder: registry alias (offline: spec, whisperTinyEnc, egemaps; hub: hubLgFT, whisperM, w2v2LgFT, confLgFT, clapLaion), a local model directory, or several joined with + (egemaps+whisperTinyEnc)."),
-    text: str = typer.Option("allMiniLM6", "--text", "-t", help="Text encoder: registry alias (allMiniLM6, nliMPNet, paraTinyBERT, ...) or a local directory."),
+    audio: str = typer.Option(DEFAULT_AUDIO, "--audio", "-a", help="Audio encoder: registry alias (offline: whisperTinyEnc, spec, egemaps; hub: hubLgFT, whisperM, w2v2LgFT, confLgFT, clapLaion), a local model directory, or several joined with + (egemaps+whisperTinyEnc)."),
+    text: str = typer.Option(DEFAULT_TEXT, "--text", "-t", help="Text encoder: registry alias (allMiniLM6, nliMPNet, paraTinyBERT, ...) or a local directory."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder hidden state to average (0 = before the first layer; default the last)."),
     max_audio_s: Optional[float] = typer.Option(None, "--max-audio-s", help="Chunk segments longer than this for the audio encoder (default: the model's limit, 30 s)."),
     speakers: str = typer.Option("target", "--speakers", help="Segment the target speaker's words (target) or everyone's (all)."),
@@ -54,7 +55,8 @@ def embed(
     from pydantic import ValidationError
 
     from ..batch import Shard
-    from ..console import console
+    from ..console import result as say
+    from ..console import warn
     from ..devices import pick_device
     from ..engines.options import engine_settings
     from ..errors import ConfigError, InputError
@@ -82,11 +84,12 @@ def embed(
     check_models(opts)  # fail fast (one line) on a model that is not available; loads nothing
     result = embed_work_dir(work_dir, opts, recordings=recordings, overwrite=overwrite, shard=sh,
                             show_progress=not quiet, engine=eng, engine_options=eng_opts)
-    console.print(result.summary())
-    console.print(f"features: {features_dir(work_dir, opts)}")
-    console.print(f"segments: {work_dir / 'embed' / 'segments' / segment_key(opts.segment.model_dump())}")
+    # the summary and the paths written are the result: stdout, with or without --quiet
+    say(result.summary())
+    say(f"features: {features_dir(work_dir, opts)}")
+    say(f"segments: {work_dir / 'embed' / 'segments' / segment_key(opts.segment.model_dump())}")
     if result.failed:
-        console.print(f"[yellow]{len(result.failed)} recording(s) failed:[/] see {work_dir / 'errors' / 'embed'}")
+        warn(f"{len(result.failed)} recording(s) failed: see {work_dir / 'errors' / 'embed'}")
     raise typer.Exit(result.exit_code)
 
 
