@@ -1,8 +1,8 @@
 """`hilbert demo`: the whole method end to end on a synthetic corpus, offline, in minutes.
 
     corpus   espeak-ng interviews with a known document-level `affect` label (corpus.py)
-    prepare  vad-cluster diarization + whisper-tiny.en ASR, participant = dominant speaker
-    embed    emotion-shift segments -> spec (log-mel statistics) + allMiniLM6 vectors
+    prepare  vad-cluster diarization + whisper-tiny.en ASR, participant = the speaker who does not ask
+    embed    emotion-shift segments -> whisperTinyEnc (Whisper tiny.en encoder) + allMiniLM6 vectors
     train    recipes/demo.toml: grouped k-fold CV (no participant in two folds) of the
              hilbert and transfer variants, then the final model on all training recordings
     score    the held-out participants' recordings with the final model (`hilbert score`)
