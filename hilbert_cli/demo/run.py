@@ -5,10 +5,12 @@
     embed    emotion-shift segments -> whisperTinyEnc (Whisper tiny.en encoder) + allMiniLM6 vectors
     train    recipes/demo.toml: grouped k-fold CV (no participant in two folds) of the
              hilbert and transfer variants, then the final model on all training recordings
-    score    the held-out participants' recordings with the final model (`hilbert score`)
+    score    the held-out participants' recordings with the final model (`hilbert score --explain`)
 
 Outputs under OUT (default ./demo_out): corpus/, work/, demo/ (the training run: metrics.parquet,
-predictions.parquet, report.md, plots, models/affect), heldout_scores.parquet.
+predictions.parquet, report.md, plots, models/affect), heldout_scores.parquet and its evidence
+table (heldout_scores.evidence/). report.md gets one held-out recording's evidence (an "Evidence
+example" section) beside the calibration the training run reports.
 Every step resumes: running the demo again reuses what is already there.
 """
 
@@ -26,6 +28,11 @@ from .corpus import GROUP_COLUMN, TASK, CorpusSpec, build_corpus
 
 DEFAULT_OUT = Path("demo_out")
 RECIPE_NAME = "demo.toml"
+EVIDENCE_HEADING = "## Evidence example"
+#: segments of the example recording shown in report.md (the evidence table holds more)
+EVIDENCE_TOP = 3
+ATTENTION_CAVEAT = ("The weights say where the model's attention pooling looked, not why it scored: attention "
+                    "is not causal attribution (docs/CONTRACTS.md, Evidence table).")
 
 #: corpus sizes: "default" is what the README's first command runs; "small" for tests/smoke
 SIZES = {
@@ -60,6 +67,7 @@ class DemoResult:
     heldout: dict = field(default_factory=dict)
     work: Path | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    evidence_path: Path | None = None  # the held-out recordings' evidence table (score --explain)
 
 
 def _step(name: str, timings: dict, t0: float) -> float:
@@ -135,20 +143,23 @@ def run_demo(out: str | os.PathLike = DEFAULT_OUT, *, size: str = "default", see
                       show_progress=show_progress)
     t = _step("train", timings, t)
 
-    console.rule("[bold]5/5 score the held-out participants (hilbert score)")
+    console.rule("[bold]5/5 score the held-out participants (hilbert score --explain)")
     from ..scoring.pipeline import ScoreOptions, score_recordings
 
     scores_path = out / ("heldout_scores_transcripts.parquet" if transcripts else "heldout_scores.parquet")
     sopts = ScoreOptions(model_dir=run_dir, work_dir=Path(str(work) + "_heldout"), device=device,
-                         transcripts=(corpus.transcripts / "heldout") if transcripts else None)
+                         transcripts=(corpus.transcripts / "heldout") if transcripts else None, explain=True)
     run = score_recordings(corpus.heldout_dir, sopts,
                            scores_path, show_progress=show_progress)
     console.print(run.result.summary())
     if run.result.failed:
         raise HilbertError(f"demo: {len(run.result.failed)} held-out recording(s) failed to score; see {scores_path}")
+    section = evidence_section(scores_path, run.evidence_path) if run.evidence_path else None
+    if section is not None:
+        put_report_section(run_dir / "report.md", EVIDENCE_HEADING, section)
     t = _step("score", timings, t)
 
-    result = DemoResult(out, corpus, run_dir, scores_path, timings=timings)
+    result = DemoResult(out, corpus, run_dir, scores_path, timings=timings, evidence_path=run.evidence_path)
     result.work = work
     result.cv_table = [r for r in rows if r.get("task") == TASK]
     result.heldout = heldout_metrics(scores_path, corpus.heldout_labels)
@@ -220,6 +231,57 @@ def heldout_metrics(scores_path: Path, labels_csv: Path) -> dict:
     return out
 
 
+def evidence_section(scores_path: Path, evidence_path: Path, *, task: str = TASK, top: int = EVIDENCE_TOP) -> str | None:
+    """report.md's evidence example: a scored recording with attention weights (the first by id of
+    those with at least `top` segments), its calibrated score and its `top` joint-view segments.
+    None when no recording has weights (a transfer model mean-pools: only note rows)."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    ev = [r for r in pq.read_table(evidence_path).to_pylist()
+          if r["task"] == task and r["view"] == "joint" and r["rank"] is not None]
+    scores = {r["recording_id"]: r for r in pq.read_table(scores_path).to_pylist()
+              if r["task"] == task and r["status"] == "ok"}
+    n_rows = Counter(r["recording_id"] for r in ev if r["recording_id"] in scores)
+    if not n_rows:
+        return None
+    rid = min(n_rows, key=lambda i: (-min(n_rows[i], top), i))
+    score = scores[rid]
+    rows = sorted((r for r in ev if r["recording_id"] == rid), key=lambda r: r["rank"])[:top]
+    probs = ", ".join(f"{c} {p:.2f}" for c, p in zip(score["class_names"], score["probabilities"]))
+    lines = [
+        EVIDENCE_HEADING, "",
+        f"Held-out recording `{rid}`, task `{task}`: scored **{score['label']}** (calibrated probabilities: {probs}). "
+        f"Its {len(rows)} segments with the highest joint attention-pooling weight "
+        f"(`hilbert score --explain`; all views and ranks in `{evidence_path}`):", "",
+        "| rank | time (s) | speaker | weight | text |", "|---:|---|---|---:|---|",
+    ]
+    lines += [f"| {r['rank']} | {r['start_s']:.1f}-{r['end_s']:.1f} | {_cell(r['speaker'])} | {r['weight']:.3f} "
+              f"| {_cell(r['text'])} |" for r in rows]
+    return "\n".join(lines + ["", ATTENTION_CAVEAT, ""])
+
+
+def _cell(value: object, limit: int = 160) -> str:
+    """Table-safe markdown cell: one line, no bare pipe, long text cut."""
+    text = " ".join(str(value or "").split()).replace("|", "\\|")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def put_report_section(report: Path, heading: str, section: str) -> None:
+    """Append `section` to report.md, replacing an earlier copy under the same heading (a demo re-run
+    reuses the training run's report: one copy, the latest)."""
+    text = report.read_text()
+    start = text.find(heading + "\n")
+    if start >= 0 and (start == 0 or text[start - 1] == "\n"):
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + (text[end + 1:] if end >= 0 else "")
+    from ..parquet_io import atomic_write
+
+    new = text.rstrip("\n") + "\n\n" + section.rstrip("\n") + "\n"
+    atomic_write(report, lambda tmp: Path(tmp).write_text(new))
+
+
 def print_result(result: DemoResult) -> None:
     from rich.table import Table
 
@@ -244,5 +306,7 @@ def print_result(result: DemoResult) -> None:
         f"  prepare + embed   {result.work}\n"
         f"  training run      {result.run_dir} (report.md, metrics.parquet, predictions.parquet, plots, model)\n"
         f"  held-out scores   {result.scores_path}\n"
+        + (f"  evidence          {result.evidence_path} (the segments behind each score)\n"
+           if result.evidence_path else "") +
         f"score new recordings: hilbert score DIR --model {result.run_dir} --out scores.parquet"
     )
