@@ -174,9 +174,12 @@ class Preparer:
         from .transcripts import find_transcript
 
         o = self.options
-        if o.diarization != "vad-cluster" or self.device != "cpu" or getattr(self.diarizer, "encoder", None) is None:
+        if o.diarization != "vad-cluster" or self.device != "cpu":
             return None
+        # a transcript first: with one speaker or its own speakers it needs no diarizer at all
         if find_transcript(rec.path, rec.recording_id, o.transcripts, o.sidecars) is not None:
+            return None
+        if getattr(self.diarizer, "encoder", None) is None:
             return None
         t = time.perf_counter()
         probs, n = self.diarizer.vad.file_probabilities(rec.path, o.chunk_s)
