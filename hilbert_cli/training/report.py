@@ -44,10 +44,14 @@ def write_metrics(results: Sequence[CVResult], path: Path, metadata: dict) -> Pa
 
 
 def write_predictions(results: Sequence[CVResult], dataset, path: Path, metadata: dict) -> Path:
-    """Out-of-fold probabilities: one row per (recording, task, variant)."""
+    """Out-of-fold probabilities: one row per (recording, task, variant).
+
+    The true class is `true_label` / `true_index` and the argmax class `predicted`: in the scores
+    table `label` is the predicted class, so no column here is called `label` (CONTRACTS.md)."""
     import pyarrow as pa
 
-    rows = {k: [] for k in ("recording_id", "task", "variant", "fold", "label", "label_index", "predicted", "probs")}
+    rows = {k: [] for k in ("recording_id", "task", "variant", "fold", "true_label", "true_index", "predicted",
+                            "probs")}
     groups = []
     for r in results:
         for j, i in enumerate(r.indices):
@@ -56,13 +60,13 @@ def write_predictions(results: Sequence[CVResult], dataset, path: Path, metadata
             rows["task"].append(r.task)
             rows["variant"].append(r.variant)
             rows["fold"].append(int(r.fold_of[j]))
-            rows["label"].append(r.class_names[int(r.y[j])])
-            rows["label_index"].append(int(r.y[j]))
+            rows["true_label"].append(r.class_names[int(r.y[j])])
+            rows["true_index"].append(int(r.y[j]))
             rows["predicted"].append(r.class_names[int(np.argmax(p))])
             rows["probs"].append([float(x) for x in p])
             groups.append(None if dataset.groups is None else str(dataset.groups[i]))
     schema = pa.schema([("recording_id", pa.string()), ("task", pa.string()), ("variant", pa.string()),
-                        ("fold", pa.int32()), ("label", pa.string()), ("label_index", pa.int32()),
+                        ("fold", pa.int32()), ("true_label", pa.string()), ("true_index", pa.int32()),
                         ("predicted", pa.string()), ("probs", pa.list_(pa.float32()))])
     table = pa.table(rows, schema=schema)
     if dataset.groups is not None:
