@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -19,15 +20,24 @@ results = Console(highlight=False)
 
 
 def error(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    """One error line; the message is plain text (escaped: `hilbert-cli[ray]` is not markup)."""
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/] {message}", soft_wrap=True)
+    """One warning line; the message is plain text, as in error()."""
+    console.print(f"[yellow]warning:[/] {escape(message)}", soft_wrap=True)
 
 
 def info(message: str) -> None:
+    """A log line on stderr; the message may hold rich markup (escape any user text in it)."""
     console.print(message, soft_wrap=True)
+
+
+def result(message: str) -> None:
+    """One result line on stdout (a summary, a path): plain text, never wrapped, so it can be
+    grepped or redirected whatever the terminal width."""
+    results.print(message, markup=False, soft_wrap=True)
 
 
 def make_progress(*, transient: bool = False) -> Progress:

@@ -47,4 +47,7 @@ def register(app: typer.Typer) -> None:
 
         section = parse_compare(rec.compare, str(getattr(rec, "_source", recipe)))
         task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-        run_compare(rec, section, out_dir=out, overwrite=overwrite, tasks=task_list, parts=parts)
+        run = run_compare(rec, section, out_dir=out, overwrite=overwrite, tasks=task_list, parts=parts)
+        from .train import print_run_paths
+
+        print_run_paths(run.run_dir)

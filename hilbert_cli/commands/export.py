@@ -28,10 +28,11 @@ def export(
 
     run = export_work_dir(work, parse_formats(formats), out, max_cue_s=max_cue_s, show_progress=not quiet)
     for path in run.written:
-        typer.echo(str(path))
+        typer.echo(str(path))  # the result: one path a line on stdout, for xargs and friends
     r = run.result
+    # the summary stays on stderr, so stdout is exactly the list of paths
     console.print(f"export: {len(r.done)} recording(s) exported, {len(r.failed)} failed; "
-                  f"{len(run.written)} file(s) in {run.out_dir}", soft_wrap=True)
+                  f"{len(run.written)} file(s) in {run.out_dir}", soft_wrap=True, markup=False)
     raise typer.Exit(run.exit_code)
 
 

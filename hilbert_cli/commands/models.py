@@ -11,21 +11,26 @@ models_app = typer.Typer(help="List and fetch the models in the registry (models
 
 @models_app.command("list")
 def list_models(kind: Optional[str] = typer.Option(None, help="Only this kind (audio_encoder, text_encoder, asr, ...).")) -> None:
-    """Every alias, where it would load from, and whether it is available now."""
-    from ..console import console
+    """Every alias, where it would load from, and whether it is available now (a table on stdout)."""
+    from rich.markup import escape
+
+    from ..console import results
     from ..registry import is_offline, locate, models_dir, registry
 
-    table = Table(title=f"models (models dir: {models_dir()}, offline: {is_offline()})")
-    for col in ("alias", "kind", "source", "dim", "available", "loads from"):
-        table.add_column(col)
+    table = Table(title=escape(f"models (models dir: {models_dir()}, offline: {is_offline()})"))
+    # the alias is the name a user copies: never cut; the other columns fold onto more lines
+    table.add_column("alias", no_wrap=True)
+    for col in ("kind", "source", "dim", "available", "loads from"):
+        table.add_column(col, overflow="fold")
     for alias, spec in registry().items():
         if kind and spec.kind != kind:
             continue
         r = locate(alias)
         avail = {"missing": "[red]no[/]", "hub": "[yellow]hub[/]"}.get(r.where, "[green]yes[/]")
         src = spec.repo or spec.package or "builtin"
-        table.add_row(alias, spec.kind, src, str(spec.dim or ""), avail, f"{r.where}: {r.path}" if r.path else r.where)
-    console.print(table)
+        where = f"{r.where}: {r.path}" if r.path else r.where
+        table.add_row(escape(alias), spec.kind, escape(src), str(spec.dim or ""), avail, escape(where))
+    results.print(table)
 
 
 @models_app.command("pull")
@@ -34,12 +39,12 @@ def pull_models(
     to: Optional[Path] = typer.Option(None, "--to", help="Directory to place <alias>/ folders in (default: the HF cache)."),
 ) -> None:
     """Download models for later air-gapped use (HF_TOKEN for gated repos)."""
-    from ..console import console
+    from ..console import result
     from ..registry import pull
 
     for alias in aliases:
         r = pull(alias, to=to)
-        console.print(f"[green]{alias}[/] -> {r.path}")
+        result(f"{alias} -> {r.path}")  # the paths fetched: stdout
 
 
 @models_app.command("which")

@@ -62,6 +62,7 @@ def prepare(
     """
     from ..batch import Shard, discover
     from ..console import console, warn
+    from ..console import result as say
     from ..engines.options import engine_settings
     from ..prepare import PrepareOptions, Preparer, prepare_recordings
     from ..prepare.transcripts import EXTENSIONS
@@ -104,9 +105,9 @@ def prepare(
         recordings, opts, out, overwrite=overwrite, shard=sh, show_progress=not quiet,
         engine=eng, engine_options=eng_opts, preparer=preparer, low_memory=low_memory, ignored=skipped,
     )
-    console.print(result.summary())
+    say(result.summary())  # the summary is the result: stdout, with or without --quiet
     if result.failed:
-        console.print(f"[yellow]{len(result.failed)} recording(s) failed:[/] see {out / 'errors' / 'prepare'}")
+        warn(f"{len(result.failed)} recording(s) failed: see {out / 'errors' / 'prepare'}")
     raise typer.Exit(result.exit_code)
 
 

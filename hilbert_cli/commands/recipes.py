@@ -14,23 +14,26 @@ def list_recipes() -> None:
     """The built-in recipes (usable by name: `hilbert train demo`)."""
     import tomllib
 
+    from rich.markup import escape
     from rich.table import Table
 
-    from ..console import console
+    from ..console import results
     from ..recipes import builtin_recipes, builtin_recipes_dir
 
-    table = Table(title=f"built-in recipes ({builtin_recipes_dir()})")
-    for col in ("name", "tasks", "variants", "description"):
-        table.add_column(col)
+    table = Table(title=escape(f"built-in recipes ({builtin_recipes_dir()})"))
+    table.add_column("name", no_wrap=True)  # the name a user passes to `hilbert train`: never cut
+    for col in ("tasks", "variants", "description"):
+        table.add_column(col, overflow="fold")
     for name, path in builtin_recipes().items():
         try:
             raw = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError):
-            table.add_row(name, "?", "?", "[red]invalid TOML[/]")
+            table.add_row(escape(name), "?", "?", "[red]invalid TOML[/]")
             continue
-        tasks = ", ".join(t.get("name", "?") for t in raw.get("tasks", []) if isinstance(t, dict))
-        table.add_row(name, tasks, ", ".join(raw.get("variants", ["hilbert"])), str(raw.get("description", "")))
-    console.print(table)
+        tasks = ", ".join(str(t.get("name", "?")) for t in raw.get("tasks", []) if isinstance(t, dict))
+        variants = ", ".join(map(str, raw.get("variants", ["hilbert"])))
+        table.add_row(escape(name), escape(tasks), escape(variants), escape(str(raw.get("description", ""))))
+    results.print(table)  # the result: stdout
 
 
 @recipes_app.command("show")
@@ -48,7 +51,7 @@ def validate(
     set_: List[str] = typer.Option([], "--set", help="Apply overrides first (KEY=VALUE)."),
 ) -> None:
     """Check recipes against the schema (and that their data files exist): one line per problem."""
-    from ..console import console, error
+    from ..console import error, result
     from ..errors import ConfigError, ExitCode
     from ..recipes import load_recipe
 
@@ -60,8 +63,8 @@ def validate(
             error(str(exc))
             bad += 1
             continue
-        console.print(f"[green]ok[/] {r}: {rec.name}, {len(rec.tasks)} task(s), variants {', '.join(rec.variants)}, "
-                      f"{rec.train.n_folds} folds" + (" (data files not checked)" if schema_only else ""))
+        result(f"ok {r}: {rec.name}, {len(rec.tasks)} task(s), variants {', '.join(rec.variants)}, "
+               f"{rec.train.n_folds} folds" + (" (data files not checked)" if schema_only else ""))
     if bad:
         raise typer.Exit(ExitCode.USAGE)
 

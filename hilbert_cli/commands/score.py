@@ -147,11 +147,11 @@ def merge(
     ),
 ) -> None:
     """Merge the shard outputs of `hilbert score --shard K/N` into one table (pandas, polars, DuckDB)."""
-    from ..console import console
+    from ..console import result
     from ..scoring.merge import merge_scores
 
     path, n = merge_scores(sources, out, partition_by=partition_by, expect_shards=expect_shards)
-    console.print(f"merged {n} rows -> {path}")
+    result(f"merged {n} rows -> {path}")  # the result: stdout
 
 
 def register(app: typer.Typer) -> None:

@@ -56,7 +56,17 @@ def register(app: typer.Typer) -> None:
         from ..training.run import train_recipe
 
         task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-        train_recipe(rec, out_dir=out, overwrite=overwrite, tasks=task_list, final=final)
+        run = train_recipe(rec, out_dir=out, overwrite=overwrite, tasks=task_list, final=final)
+        print_run_paths(run.run_dir, models=bool(run.final_models))
+
+
+def print_run_paths(run_dir: Path, *, models: bool = False) -> None:
+    """The report (and the models) a run wrote: the result of train and compare, on stdout."""
+    from ..console import result
+
+    result(f"report: {run_dir / 'report.md'}")
+    if models:
+        result(f"models: {run_dir} (hilbert score DIR --model {run_dir})")
 
 
 def _q(v) -> str:
