@@ -6,6 +6,11 @@
 #   docker build --build-arg BASE_IMAGE=nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04 -t hilbert:cuda .
 # Models are not baked in: mount a directory made with `hilbert models pull ... --to DIR`
 # at /models (and a writable /data for the HF cache and outputs). Runs offline.
+# Name the trained run once with HILBERT_MODEL (`hilbert score` falls back to it when there
+# is no --model), and the usage runs as written:
+#   docker run --rm -v "$PWD/models:/models:ro" -v "$PWD/data:/data" -e HILBERT_MODEL=/models/run \
+#     hilbert score interviews/ --out scores.parquet
+# (the run directory of `hilbert train` copied to models/run; interviews/ under data/)
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 

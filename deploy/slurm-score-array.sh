@@ -22,6 +22,7 @@ set -euo pipefail
 
 INPUT=${INPUT:-$HOME/interviews}                # directory (recursive) or list file of recordings
 MODEL=${MODEL:-$HOME/hilbert/runs/parent}       # trained run directory (hilbert train)
+# (hilbert score alone falls back to $HILBERT_MODEL when there is no --model)
 OUT=${OUT:-$SCRATCH/hilbert/scores}             # shard files land here
 WORK=${WORK:-$SCRATCH/hilbert/work}             # shared cache of prepare/embed/score outputs
 HILBERT=${HILBERT:-hilbert}                     # or: "apptainer exec --bind /models hilbert.sif hilbert"
