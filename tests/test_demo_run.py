@@ -64,6 +64,8 @@ def test_report_gets_one_evidence_example_from_the_held_out_scores(score_setup, 
     rid = named[0]
     score = next(r for r in pq.read_table(run.out_path).to_pylist() if r["recording_id"] == rid)
     assert f"**{score['label']}**" in section
+    # the fixture's model has no calibration map: the section must not call its probabilities calibrated
+    assert score["raw_probabilities"] is None and "probabilities, uncalibrated" in section
     joint = sorted((r for r in ev if r["recording_id"] == rid), key=lambda r: r["rank"])
     most = max(sum(r["recording_id"] == i for r in ev) for i in {r["recording_id"] for r in ev})
     assert min(len(joint), 3) == min(most, 3)  # a recording with 3 segments to show, when there is one

@@ -233,8 +233,8 @@ def heldout_metrics(scores_path: Path, labels_csv: Path) -> dict:
 
 def evidence_section(scores_path: Path, evidence_path: Path, *, task: str = TASK, top: int = EVIDENCE_TOP) -> str | None:
     """report.md's evidence example: a scored recording with attention weights (the first by id of
-    those with at least `top` segments), its calibrated score and its `top` joint-view segments.
-    None when no recording has weights (a transfer model mean-pools: only note rows)."""
+    those with at least `top` segments), its score (calibrated where train kept a map) and its
+    `top` joint-view segments. None when no recording has weights (a transfer model mean-pools)."""
     from collections import Counter
 
     import pyarrow.parquet as pq
@@ -250,9 +250,11 @@ def evidence_section(scores_path: Path, evidence_path: Path, *, task: str = TASK
     score = scores[rid]
     rows = sorted((r for r in ev if r["recording_id"] == rid), key=lambda r: r["rank"])[:top]
     probs = ", ".join(f"{c} {p:.2f}" for c, p in zip(score["class_names"], score["probabilities"]))
+    # raw_probabilities is null where train kept no calibration map (train.calibration = auto)
+    kind = "probabilities, uncalibrated" if score.get("raw_probabilities") is None else "calibrated probabilities"
     lines = [
         EVIDENCE_HEADING, "",
-        f"Held-out recording `{rid}`, task `{task}`: scored **{score['label']}** (calibrated probabilities: {probs}). "
+        f"Held-out recording `{rid}`, task `{task}`: scored **{score['label']}** ({kind}: {probs}). "
         f"Its {len(rows)} segments with the highest joint attention-pooling weight "
         f"(`hilbert score --explain`; all views and ranks in `{evidence_path}`):", "",
         "| rank | time (s) | speaker | weight | text |", "|---:|---|---|---:|---|",
