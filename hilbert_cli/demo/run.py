@@ -310,5 +310,6 @@ def print_result(result: DemoResult) -> None:
         f"  held-out scores   {result.scores_path}\n"
         + (f"  evidence          {result.evidence_path} (the segments behind each score)\n"
            if result.evidence_path else "") +
-        f"score new recordings: hilbert score DIR --model {result.run_dir} --out scores.parquet"
+        f"score new recordings: hilbert score DIR --model {result.run_dir} --out scores.parquet",
+        soft_wrap=True, markup=False,  # paths and the command whole on their lines, whatever the width
     )
