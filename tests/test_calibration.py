@@ -163,7 +163,7 @@ def test_train_fits_the_map_on_the_out_of_fold_predictions_and_predict_applies_i
     cal = cfg["calibration"]
     assert cal["method"] == "temperature" and cal["n"] == 40 and cal["n_classes"] == 3
     oof = [p for p in pq.read_table(run / "predictions.parquet").to_pylist() if p["variant"] == cfg["variant"]]
-    refit = fit_calibration(np.array([p["probs"] for p in oof]), np.array([p["label_index"] for p in oof]))
+    refit = fit_calibration(np.array([p["probs"] for p in oof]), np.array([p["true_index"] for p in oof]))
     assert refit["temperature"] == pytest.approx(cal["temperature"], rel=1e-3)  # the OOF predictions, not the fit
     final = json.loads((run / "summary.json").read_text())["final_models"]["audio_affect"]
     assert final["calibration"] == cal and final["calibration_applied"] is True

@@ -140,3 +140,9 @@ def test_predictions_name_the_true_class_true_label_not_label(tmp_path):
     assert "label" not in t and "label_index" not in t
     assert t["true_label"] == ["neg", "neg", "pos"] and t["true_index"] == [0, 0, 1]
     assert t["predicted"] == ["neg", "pos", "neg"]
+
+
+def test_help_texts_keep_their_brackets():
+    """Rich markup would eat `[ray]` in `pip install 'hilbert-cli[ray]'` (the name a user must copy)."""
+    r = _hilbert("score", "--help", env={**os.environ, "COLUMNS": "250"})
+    assert r.returncode == 0 and "pip install 'hilbert-cli[ray]'" in r.stdout, r.stdout

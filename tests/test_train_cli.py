@@ -215,7 +215,7 @@ def test_recipe_errors_are_one_line_naming_key_or_file(tmp_path):
         load_recipe(missing, check_files=True)
     assert load_recipe(missing).name == "m"  # schema alone is fine
     r = _hilbert("recipes", "validate", missing, "recipes/synthetic.toml")
-    assert r.returncode == 2 and "data.features" in r.stderr and "ok" in r.stderr
+    assert r.returncode == 2 and "data.features" in r.stderr and "ok recipes/synthetic.toml" in r.stdout
     r = _hilbert("train", tmp_path / "unknown.toml")
     assert r.returncode == 2 and "unknown key" in r.stderr and "Traceback" not in r.stderr
 

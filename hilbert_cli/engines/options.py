@@ -33,7 +33,7 @@ EngineOpt = Annotated[
         "--engine",
         envvar="HILBERT_ENGINE",
         metavar="local|ray",
-        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs pip install 'hilbert-cli[ray]').",
+        help="Where the batch runs: local (this process) or ray (a Ray cluster; needs pip install 'hilbert-cli\\[ray]').",
         rich_help_panel=PANEL,
     ),
 ]
