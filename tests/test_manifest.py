@@ -182,9 +182,9 @@ def test_cli_prints_the_manifest_counts_and_exits_partial(prepared, folder, opti
                                       "--no-temperature-fallback", "--device", "cpu", "-q"])
     with pytest.raises(SystemExit) as exit_info:
         main()
-    err = " ".join(capsys.readouterr().err.split())
+    out = " ".join(capsys.readouterr().out.split())  # the summary is the result: stdout
     assert exit_info.value.code == ExitCode.PARTIAL
-    assert "0 done, 5 skipped (already done), 3 failed, 3 ignored" in err
+    assert "0 done, 5 skipped (already done), 3 failed, 3 ignored" in out
     assert _statuses(read_manifest(work / "manifest" / "prepare")) == EXPECTED
 
 
