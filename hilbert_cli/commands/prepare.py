@@ -34,7 +34,7 @@ def prepare(
     compute_type: str = typer.Option("auto", "--compute-type", help="CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA)."),
     beam_size: int = typer.Option(5, "--beam-size"),
     language: Optional[str] = typer.Option(None, "--language", help="Language code; default: detected once per recording (multilingual models)."),
-    vad_filter: bool = typer.Option(True, "--vad-filter/--no-vad-filter", help="faster-whisper's VAD filter inside each ASR window."),
+    vad_filter: bool = typer.Option(False, "--vad-filter/--no-vad-filter", help="faster-whisper's own VAD inside each ASR window (off by default: the windows already are speech regions)."),
     condition_on_previous_text: bool = typer.Option(False, "--condition-on-previous-text/--no-condition-on-previous-text", help="Off by default: conditioning is the classic cause of hallucinated loops on silence."),
     temperature_fallback: bool = typer.Option(True, "--temperature-fallback/--no-temperature-fallback", help="Re-decode a window at higher temperatures when it looks like a failure (faster-whisper's default)."),
     batch_size: int = typer.Option(8, "--batch-size", help="ASR windows per batch (GPU batched pipeline)."),
