@@ -79,19 +79,20 @@ def is_ct2_whisper_dir(path: Path) -> bool:
 
 
 def shared_whisper_model(path: Path, device: str = "cpu", device_index: int = 0, compute_type: str = "int8",
-                         cpu_threads: int = 0):
+                         cpu_threads: int = 0, num_workers: int = 1):
     """One loaded CT2 Whisper per (directory, device, index, compute type) in this process.
 
     With tokenizer.json in the directory this is a faster_whisper.WhisperModel (ASR needs
     it; the encoder uses its `.model`); without one, a bare ctranslate2.models.Whisper
-    (faster-whisper would fetch a tokenizer from the hub). cpu_threads only changes speed,
-    so the first caller's value stays.
+    (faster-whisper would fetch a tokenizer from the hub). cpu_threads and num_workers (CT2
+    calls that may run at once, one thread each: ASR's parallel windows) only change speed,
+    so the first caller's values stay.
     """
     key = _key(path, device, device_index, compute_type)
     with _LOCK:
         model = _MODELS.get(key)
         if model is None:
-            model = _load(Path(key[0]), device, device_index, compute_type, cpu_threads, key[-1])
+            model = _load(Path(key[0]), device, device_index, compute_type, cpu_threads, key[-1], num_workers)
             _MODELS[key] = model
         return model
 
@@ -107,17 +108,18 @@ def _key(path: Path, device: str, device_index: int, compute_type: str) -> tuple
     return (str(p), device, int(device_index), compute_type, (p / "tokenizer.json").is_file())
 
 
-def _load(path: Path, device: str, index: int, compute_type: str, cpu_threads: int, full: bool):
+def _load(path: Path, device: str, index: int, compute_type: str, cpu_threads: int, full: bool,
+          num_workers: int = 1):
     try:
         if full:
             from faster_whisper import WhisperModel
 
             return WhisperModel(str(path), device=device, device_index=index, compute_type=compute_type,
-                                cpu_threads=cpu_threads)
+                                cpu_threads=cpu_threads, num_workers=num_workers)
         import ctranslate2
 
         return ctranslate2.models.Whisper(str(path), device=device, device_index=index, compute_type=compute_type,
-                                          intra_threads=cpu_threads)
+                                          intra_threads=cpu_threads, inter_threads=num_workers)
     except ImportError as exc:  # pragma: no cover
         raise ModelUnavailable(f"faster-whisper / ctranslate2 not installed: {exc}") from exc
 

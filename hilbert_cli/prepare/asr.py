@@ -119,18 +119,14 @@ class WhisperASR:
         self.multilingual = bool(self.model.model.is_multilingual)
 
     def _load(self, path, index: int, ct: str):
-        """The model: with several CPU workers a private WhisperModel (CTranslate2 runs one
-        window per worker in parallel), else the process-wide one shared with the Whisper
-        audio encoder (embed). On CPU each worker gets one thread unless cpu_threads says."""
+        """The process-wide model, shared with the Whisper audio encoder (embed), with one
+        CTranslate2 worker per ASR window transcribed at once (CPU: one thread each unless
+        cpu_threads says)."""
         from ..embed.whisper_encoder import shared_whisper_model
 
         threads = self.options.cpu_threads or (1 if self.device == "cpu" else 0)
-        if self.workers > 1:
-            from faster_whisper import WhisperModel
-
-            return WhisperModel(str(path), device="cpu", compute_type=ct, cpu_threads=threads, num_workers=self.workers)
         self._shared_key = (path, self.device, index, ct)
-        return shared_whisper_model(path, self.device, index, ct, threads)
+        return shared_whisper_model(path, self.device, index, ct, threads, num_workers=self.workers)
 
     @staticmethod
     def check(options: PrepareOptions):
