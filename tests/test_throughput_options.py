@@ -94,3 +94,20 @@ def test_no_inner_vad_by_default_keeps_the_words(interview_wav):  # noqa: F811
     truth = " ".join(t for *_, t in ref).split()
     assert _edit_rate(hyp_inner, hyp_plain) <= 0.1, (hyp_inner, hyp_plain)
     assert _edit_rate(truth, hyp_plain) <= _edit_rate(truth, hyp_inner) + 0.05
+
+
+def test_cli_asr_workers_reaches_the_options(tmp_path, monkeypatch):
+    """`hilbert prepare --asr-workers 1` is the runtime option (same config hash as the default)."""
+    import hilbert_cli.prepare as prepare_pkg
+    from typer.testing import CliRunner
+
+    from hilbert_cli.cli import app
+    from hilbert_cli.prepare.pipeline import config_hash
+
+    seen = []
+    monkeypatch.setattr(prepare_pkg, "prepare_recordings", lambda recs, opts, out, **kw: seen.append(opts) or
+                        (_ for _ in ()).throw(SystemExit(0)))
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    CliRunner().invoke(app, ["prepare", str(tmp_path), "--out", str(tmp_path / "w"), "--asr-workers", "1"])
+    assert seen and seen[0].asr_workers == 1
+    assert config_hash(seen[0]) == config_hash(seen[0].model_copy(update={"asr_workers": 0}))

@@ -39,6 +39,7 @@ def prepare(
     temperature_fallback: bool = typer.Option(True, "--temperature-fallback/--no-temperature-fallback", help="Re-decode a window at higher temperatures when it looks like a failure (faster-whisper's default)."),
     batch_size: int = typer.Option(8, "--batch-size", help="ASR windows per batch (GPU batched pipeline)."),
     cpu_threads: int = typer.Option(0, "--cpu-threads", help="CPU threads for the models (0: library defaults; 1 is often fastest on a shared CPU)."),
+    asr_workers: int = typer.Option(0, "--asr-workers", min=0, help="CPU: ASR windows transcribed at once, one thread each (0: one per usable core; 1: one at a time, least memory)."),
     transcripts: Optional[Path] = typer.Option(None, "--transcripts", help="Directory of existing transcripts named like the recordings (.json/.srt/.vtt/.txt), used instead of ASR."),
     sidecars: bool = typer.Option(True, "--sidecars/--no-sidecars", help="Use a transcript next to an audio file (same name, .json/.srt/.vtt/.txt) instead of ASR."),
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: only shard K (0-based) of N recordings (job arrays); the shards partition the input."),
@@ -79,7 +80,7 @@ def prepare(
         device=device, compute_type=compute_type, beam_size=beam_size, language=language,
         vad_filter=vad_filter, condition_on_previous_text=condition_on_previous_text,
         temperature_fallback=temperature_fallback,
-        batch_size=batch_size, cpu_threads=cpu_threads, transcripts=str(transcripts) if transcripts else None, sidecars=sidecars,
+        batch_size=batch_size, cpu_threads=cpu_threads, asr_workers=asr_workers, transcripts=str(transcripts) if transcripts else None, sidecars=sidecars,
     )
     sh = Shard.parse(shard)
     eng, eng_opts = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
