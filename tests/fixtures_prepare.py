@@ -424,3 +424,20 @@ def write_json(path: Path, obj) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=1))
     return path
+
+
+def run_main(args) -> int:
+    """Run the console entry point in-process; its exit code."""
+    import sys
+
+    from hilbert_cli.cli import main
+
+    old = sys.argv
+    sys.argv = ["hilbert", *map(str, args)]
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        sys.argv = old
+    return 0

@@ -15,7 +15,7 @@ from hilbert_cli.prepare.assign import choose_target
 from hilbert_cli.prepare.options import PrepareOptions
 from hilbert_cli.prepare.participant import read_prompts
 
-from fixtures_prepare import tiny_whisper_dir  # noqa: F401
+from fixtures_prepare import run_main as _main, tiny_whisper_dir  # noqa: F401
 
 #: the interviewer asks long multi-sentence questions, the participant answers briefly
 INTERVIEW = [
@@ -157,22 +157,6 @@ def test_long_questions_corpus_spec_makes_the_interviewer_talk_more():
     words = lambda s, who: sum(len(u.text.split()) for u in s.utterances if (u.speaker == "interviewer") == who)
     assert all(words(s, True) > words(s, False) for s in long)
     assert all(len(re.findall(r"[.?!]", u.text)) >= 3 for s in long for u in s.utterances if u.speaker == "interviewer")
-
-
-def _main(args) -> int:
-    import sys
-
-    from hilbert_cli.cli import main
-
-    old = sys.argv
-    sys.argv = ["hilbert", *map(str, args)]
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = old
-    return 0
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")

@@ -18,7 +18,7 @@ from hilbert_cli.parquet_io import read_metadata
 from hilbert_cli.prepare import PrepareOptions, Preparer, prepare_recordings, turns_path, words_path
 from hilbert_cli.prepare.pipeline import TURNS_SCHEMA, WORDS_SCHEMA
 
-from fixtures_prepare import have_tool, synth_speech, tiny_whisper_dir, two_speaker_interview  # noqa: F401
+from fixtures_prepare import have_tool, run_main as _main, synth_speech, tiny_whisper_dir, two_speaker_interview  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not (have_tool("espeak-ng") and have_tool("sox")), reason="needs espeak-ng and sox")
 
@@ -273,23 +273,6 @@ def test_low_memory_two_passes_same_tables(prepared, options, tmp_path):
         assert a == b
     again = prepare_recordings(subset, options, tmp_path, show_progress=False, preparer=preparer, low_memory=True)
     assert sorted(again.skipped) == ["clip.flac", "sidecar.wav"] and again.done == []
-
-
-def _main(args) -> int:
-    """Run the console entry point in-process; its exit code."""
-    import sys
-
-    from hilbert_cli.cli import main
-
-    old = sys.argv
-    sys.argv = ["hilbert", *map(str, args)]
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = old
-    return 0
 
 
 def test_cli_exit_codes(prepared, corpus, tiny_whisper_dir, tmp_path):  # noqa: F811
