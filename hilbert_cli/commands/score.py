@@ -73,7 +73,6 @@ def score(
     uninterrupted run.
     """
     from ..batch import Shard
-    from ..console import console
     from ..devices import pick_device
     from ..scoring.evidence import DEFAULT_TOP
     from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,7 +227,6 @@ def _check_dims(cfg_path: Path, cfg: dict, prep) -> None:
 
 
 def _load_task_dir(d: Path, device: str) -> TaskModel:
-    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
