@@ -145,7 +145,8 @@ def text_only(ds) -> object:
 
 def evaluate(ds, splits, variants: list[str], epoch_choices: list[str], threads: int) -> list[tuple[str, object]]:
     from hilbert_cli.training.baselines import run_baseline_cv
-    from hilbert_cli.training.config import ModelConfig, TrainConfig
+    from hilbert_cli.nn.config import ModelConfig
+    from hilbert_cli.training.config import TrainConfig
     from hilbert_cli.training.cv import run_cv
 
     rows = []

@@ -30,7 +30,7 @@ _EXPORTS = {
     "EmbedOptions": "embed.options",
     "embed_work_dir": "embed.pipeline",
     "load_recipe": "recipes",
-    "ModelConfig": "training.config",
+    "ModelConfig": "nn.config",
     "TrainConfig": "training.config",
     "train_recipe": "training.run",
     "run_compare": "evaluation.runner",

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
-from .training.config import LossConfig, ModelConfig, SafeName, TrainConfig, Variant
+from .nn.config import ModelConfig, Variant
+from .training.config import LossConfig, SafeName, TrainConfig
 
 __all__ = ["Recipe", "TaskSpec", "DataSection", "SyntheticData", "load_recipe", "find_recipe", "builtin_recipes",
            "builtin_recipes_dir", "apply_overrides", "format_validation_error"]

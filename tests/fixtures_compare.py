@@ -152,7 +152,7 @@ def tiny_train_config(**kw):
 
 
 def tiny_model_config(**kw):
-    from hilbert_cli.training.config import ModelConfig
+    from hilbert_cli.nn.config import ModelConfig
 
     base = dict(d_model=8, latent_dim=64, n_heads=1, n_experts=2, expert_hidden=4, head_hidden=4)
     base.update(kw)

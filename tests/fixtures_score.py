@@ -47,7 +47,8 @@ def write_bad_recordings(root: Path) -> list[str]:
 
 def train_tiny_model(features_dir: Path, labels: Path, run_dir: Path, *, seed: int = 0) -> Path:
     """A tiny hilbert-variant model on the features (no CV), saved as `hilbert train` saves it."""
-    from hilbert_cli.training import FeatureDataset, ModelConfig, TrainConfig, fit_model
+    from hilbert_cli.nn import ModelConfig
+    from hilbert_cli.training import FeatureDataset, TrainConfig, fit_model
     from hilbert_cli.training.checkpoint import save_task_model
     from hilbert_cli.training.data import load_features
 

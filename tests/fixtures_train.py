@@ -16,7 +16,7 @@ def accelerators() -> list[str]:
 
 
 def tiny_model(variant: str = "hilbert", **kw):
-    from hilbert_cli.training.config import ModelConfig
+    from hilbert_cli.nn.config import ModelConfig
 
     base = dict(variant=variant, d_model=16, latent_dim=64, n_heads=2, dropout=0.0, n_experts=4,
                 expert_hidden=16, head_hidden=8)

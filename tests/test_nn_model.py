@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from hilbert_cli.nn.model import build_model
+from hilbert_cli.nn import create_model as build_model
 from tests.fixtures_train import one_thread, tiny_model  # noqa: F401  (one_thread: fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -90,7 +90,7 @@ def test_top_k_gate_is_sparse_with_load_balancing_term():
 
 
 def test_model_config_validation():
-    from hilbert_cli.training.config import ModelConfig
+    from hilbert_cli.nn.config import ModelConfig
 
     with pytest.raises(ValueError):
         ModelConfig(d_model=30, n_heads=4)

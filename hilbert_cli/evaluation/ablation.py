@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..training.config import LossConfig, ModelConfig
+from ..nn.config import ModelConfig
+from ..training.config import LossConfig
 from .config import LOSSES, AblationSection, ablation_combos
 
 if TYPE_CHECKING:  # pragma: no cover

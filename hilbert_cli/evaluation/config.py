@@ -43,7 +43,8 @@ from typing import Any, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
-from ..training.config import LossConfig, ModelConfig, SafeName, Variant
+from ..nn.config import ModelConfig, Variant
+from ..training.config import LossConfig, SafeName
 
 LossName = Literal["contrastive", "cka", "mi"]
 LOSSES: tuple[str, ...] = ("contrastive", "cka", "mi")

@@ -19,7 +19,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..training.config import LossConfig, ModelConfig, TrainConfig
+from ..nn.config import ModelConfig
+from ..training.config import LossConfig, TrainConfig
 from .config import CompareSection, VariantSpec, parse_compare
 from .diagnostics import make_diagnostics_fn, summarise_folds
 from .stats import AucInterval, bootstrap_auc_ci, fold_auc_ci, macro_auc

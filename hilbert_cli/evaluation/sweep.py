@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..training.config import LossConfig, ModelConfig
+from ..nn.config import ModelConfig
+from ..training.config import LossConfig
 from .config import SweepSection
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..training.config import ModelConfig
+from .config import ModelConfig
 from .moe import MLPClassifier, MoEClassifier
 
-__all__ = ["HilbertModel", "build_model", "masked_mean"]
+__all__ = ["HilbertModel", "create_model", "masked_mean"]
 
 
 def _fix_mask(mask: torch.Tensor) -> torch.Tensor:
@@ -252,5 +252,7 @@ class HilbertModel(nn.Module):
         return out
 
 
-def build_model(config: ModelConfig, d_audio: int, d_text: int, n_classes: int, d_doc: int = 0) -> HilbertModel:
+def create_model(config: ModelConfig, d_audio: int, d_text: int, n_classes: int, d_doc: int = 0) -> HilbertModel:
+    """The one factory: a HilbertModel for features of widths d_audio / d_text, n_classes outputs
+    and d_doc document statistics (0: none). Training, checkpoints and scoring all build here."""
     return HilbertModel(config, d_audio, d_text, n_classes, d_doc)

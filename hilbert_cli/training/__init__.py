@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ModelConfig": "config", "LossConfig": "config", "TrainConfig": "config", "VARIANTS": "config",
+    "LossConfig": "config", "TrainConfig": "config",
     "FeatureDataset": "data", "Preprocessor": "data", "read_labels": "data",
     "make_splits": "splits", "inner_split": "splits", "task_splits": "splits",
     "fit_model": "trainer", "FittedModel": "trainer", "compute_loss": "trainer", "predict": "trainer",

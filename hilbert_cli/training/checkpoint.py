@@ -230,8 +230,7 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from ..nn.model import build_model
-    from .config import ModelConfig
+    from ..nn import ModelConfig, create_model
     from .data import Preprocessor
 
     cfg_path, w_path = d / CONFIG, d / WEIGHTS
@@ -264,7 +263,7 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
     try:
         prep = Preprocessor.from_state_dict(sd)
         _check_dims(cfg_path, cfg, prep)
-        model = build_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]), prep.d_doc)
+        model = create_model(mc, prep.d_audio, prep.d_text, len(cfg["class_names"]), prep.d_doc)
         weights = {k[len("model."):]: v for k, v in sd.items() if k.startswith("model.")}
         model.load_state_dict(_drop_legacy_keys(weights), strict=True)
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:

@@ -1,20 +1,17 @@
-"""Typed configuration of the HILBERT model, its losses and its training loop.
+"""Typed configuration of the HILBERT losses and training loop (`[loss]`, `[train]` of a recipe).
 
-These pydantic models are the `[model]`, `[loss]` and `[train]` sections of a recipe
-(hilbert_cli/recipes.py) and the arguments of the Python API (`run_cv`, `fit_model`).
-Unknown keys are errors (``extra="forbid"``), so a typo in a recipe names the key.
+The model's own configuration (`[model]`, `ModelConfig`, the variants) belongs to the model
+package: hilbert_cli/nn/config.py. These pydantic models are the arguments of the Python API
+(`run_cv`, `fit_model`); unknown keys are errors (``extra="forbid"``), so a typo in a recipe
+names the key.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Optional, get_args
+from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-
-Variant = Literal["transfer", "transfer_moe", "contrastive_moe", "hilbert"]
-#: every variant, in the paper's order (the one list: read from Variant)
-VARIANTS: tuple[str, ...] = get_args(Variant)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
@@ -34,47 +31,6 @@ SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ModelConfig(_Strict):
-    """Architecture (docs/ARCHITECTURE.md, "The HILBERT model")."""
-
-    #: transfer: mean-pooled frozen features + MLP head; transfer_moe: the same with the MoE
-    #: classifier; contrastive_moe: attention encoders + MoE, plain audio-text contrastive loss;
-    #: hilbert: attention encoders + joint encoder + MoE, dual contrastive + CKA + MI losses.
-    variant: Variant = "hilbert"
-    #: width of the segment encoders (projection of d_a / d_t to d)
-    d_model: int = Field(128, ge=8, le=2048)
-    #: output size of the shared projector g (z_a, z_t, z_j)
-    latent_dim: Literal[64, 128, 256] = 128
-    n_heads: int = Field(4, ge=1, le=64)
-    #: self-attention blocks per modality and in the joint encoder
-    n_layers: int = Field(1, ge=1, le=8)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
-    n_experts: int = Field(8, ge=1, le=64)
-    #: expert MLP width (two layers of this width: 32-32 in the paper)
-    expert_hidden: int = Field(32, ge=4, le=1024)
-    #: classifier head widths after the experts (32-16-C in the paper)
-    head_hidden: int = Field(16, ge=2, le=1024)
-    #: 0 = dense softmax gate (paper); k > 0 = sparse top-k gate with a load-balancing term
-    top_k: int = Field(0, ge=0)
-    #: standardise every input dimension with statistics of the training fold
-    standardize: bool = True
-    #: project each modality onto its top-k principal components fitted on the training fold
-    #: (speed knob for wide backbones; None = feed the full d_a / d_t to the learnt projection)
-    input_pca: Optional[int] = Field(None, ge=2)
-    #: document statistics (speaking time, rate, pauses, turns: hilbert_cli/embed/doc_stats.py),
-    #: standardised on the training fold, as a side input concatenated to h_a, h_t, h_j before
-    #: the classifier (every variant)
-    doc_stats: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> "ModelConfig":
-        if self.d_model % self.n_heads:
-            raise ValueError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
-        if self.top_k > self.n_experts:
-            raise ValueError(f"top_k ({self.top_k}) must be <= n_experts ({self.n_experts})")
-        return self
 
 
 class LossConfig(_Strict):

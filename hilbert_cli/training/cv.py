@@ -8,7 +8,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .config import LossConfig, ModelConfig, TrainConfig
+from ..nn.config import ModelConfig
+from .config import LossConfig, TrainConfig
 from .data import FeatureDataset
 from .metrics import macro_auc
 from .splits import inner_folds, inner_split

@@ -134,7 +134,7 @@ def train_recipe(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = Fa
     from .. import __version__
     from ..devices import pick_device
     from .checkpoint import save_task_model
-    from .config import VARIANTS
+    from ..nn.config import VARIANTS
     from .report import plot_task, summary_rows, write_metrics, write_predictions, write_report, write_summary
     from .splits import check_grouped, task_splits
     from .trainer import fit_model

@@ -20,8 +20,9 @@ import torch.nn.functional as F
 
 from ..devices import autocast_dtype, pick_device
 from ..nn import losses as L
-from ..nn.model import HilbertModel, build_model
-from .config import LossConfig, ModelConfig, TrainConfig
+from ..nn.config import ModelConfig
+from ..nn.model import HilbertModel, create_model
+from .config import LossConfig, TrainConfig
 from .data import FeatureDataset, Preprocessor
 from .metrics import macro_auc
 
@@ -318,7 +319,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             slots.append(_Slot(i, j, prep, _prepare(dataset, prep, device), weights, np.random.default_rng(j.seed),
                                epochs=j.n_epochs if j.n_epochs is not None else tc.max_epochs, early=early))
             torch.manual_seed(j.seed)
-            models.append(build_model(mc, prep.d_audio, prep.d_text, n_classes, prep.d_doc).to(device))
+            models.append(create_model(mc, prep.d_audio, prep.d_text, n_classes, prep.d_doc).to(device))
         base = copy.deepcopy(models[0]).to("meta")
         params, buffers = stack_module_state(models)
         del models
@@ -434,7 +435,7 @@ def _validate(base, params: dict, buffers: dict, slots: list[_Slot], ks: list[in
 def _fitted_from_state(state: dict, s: _Slot, mc: ModelConfig, lc: LossConfig, names: list[str], device: str,
                        seconds: float) -> FittedModel:
     with torch.device("meta"):
-        model = build_model(mc, s.prep.d_audio, s.prep.d_text, len(names), s.prep.d_doc)
+        model = create_model(mc, s.prep.d_audio, s.prep.d_text, len(names), s.prep.d_doc)
     model = model.to_empty(device=device)
     model.load_state_dict(state)
     model.eval()
