@@ -11,7 +11,8 @@ import pytest
 from fixtures_train import tiny_model, tiny_train, torch_threads
 from hilbert_cli.embed.doc_stats import DocStats, feature_vector
 from hilbert_cli.errors import InputError
-from hilbert_cli.training.data import FeatureDataset, Preprocessor
+from hilbert_cli.training.data import FeatureDataset
+from hilbert_cli.training.preprocess import Preprocessor
 from hilbert_cli.training.metrics import macro_auc
 
 

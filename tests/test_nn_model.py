@@ -110,7 +110,7 @@ def test_model_config_validation():
 ])
 def test_loss_terms_per_variant_and_zero_weight_ablates(variant, expect):
     from hilbert_cli.training.config import LossConfig
-    from hilbert_cli.training.trainer import compute_loss
+    from hilbert_cli.training.objective import compute_loss
 
     m = _model(variant).train()
     out = m(torch.randn(6, 4, 8), torch.randn(6, 4, 6), torch.ones(6, 4, dtype=torch.bool))

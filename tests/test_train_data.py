@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from hilbert_cli.errors import InputError
-from hilbert_cli.training.data import FeatureDataset, Preprocessor, subsample_positions
+from hilbert_cli.training.data import FeatureDataset, subsample_positions
+from hilbert_cli.training.preprocess import Preprocessor
 from hilbert_cli.training.splits import check_grouped, inner_split, make_splits, task_splits
 from hilbert_cli.training.synthetic import make_synthetic
 from tests.fixtures_train import synthetic_files

@@ -89,7 +89,7 @@ def test_early_stopping_restores_each_models_best_epoch(data):
 
 
 def test_common_batch_size_and_waves():
-    from hilbert_cli.training.trainer import _waves, common_batch_size
+    from hilbert_cli.training.stack import common_batch_size, waves as _waves
 
     assert common_batch_size([406, 410, 409], 32) == 31  # 13 batches of 31 for the smallest
     assert common_batch_size([30], 8) == 7

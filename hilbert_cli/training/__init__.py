@@ -16,9 +16,9 @@ import importlib
 
 _EXPORTS = {
     "LossConfig": "config", "TrainConfig": "config",
-    "FeatureDataset": "data", "Preprocessor": "data", "read_labels": "data",
+    "FeatureDataset": "data", "Preprocessor": "preprocess", "read_labels": "data",
     "make_splits": "splits", "inner_split": "splits", "task_splits": "splits",
-    "fit_model": "trainer", "FittedModel": "trainer", "compute_loss": "trainer", "predict": "trainer",
+    "fit_model": "trainer", "FittedModel": "trainer", "compute_loss": "objective", "predict": "trainer",
     "run_cv": "cv", "CVResult": "cv", "macro_auc": "metrics", "fold_auc": "metrics",
     "load_model_dir": "checkpoint", "save_model_dir": "checkpoint", "TrainedBundle": "checkpoint",
     "TaskPrediction": "checkpoint",

@@ -231,7 +231,7 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
     from safetensors.torch import load_file
 
     from ..nn import ModelConfig, create_model
-    from .data import Preprocessor
+    from .preprocess import Preprocessor
 
     cfg_path, w_path = d / CONFIG, d / WEIGHTS
     if not cfg_path.is_file():

@@ -19,58 +19,18 @@ import torch
 import torch.nn.functional as F
 
 from ..devices import autocast_dtype, pick_device
-from ..nn import losses as L
 from ..nn.config import ModelConfig
 from ..nn.model import HilbertModel, create_model
 from .config import LossConfig, TrainConfig
-from .data import FeatureDataset, Preprocessor
+from .data import FeatureDataset
 from .metrics import macro_auc
+from .objective import class_weights, compute_loss
+from .preprocess import Preprocessor
+from .stack import clip_per_model, common_batch_size, compact, job_bytes, make_optimizer, parallel_models, waves
 
-__all__ = ["FitJob", "FittedModel", "fit_model", "fit_models", "compute_loss", "class_weights", "predict"]
+__all__ = ["FitJob", "FittedModel", "fit_model", "fit_models", "predict"]
 
 OUTPUT_KEYS = ("logits", "z_a", "z_t", "z_j", "h_a", "h_t", "h_j", "gate")
-
-
-def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
-    """Inverse class frequency, n / (C * count_c) (classes absent from y get weight 1)."""
-    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
-    w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 1.0)
-    return torch.tensor(w, dtype=torch.float32)
-
-
-def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossConfig,
-                 weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """total = CE + l1 * contrastive + l2 * CKA + l3 * MI (+ load balancing); the parts as detached
-    scalar tensors. No data-dependent control flow: it runs under torch.func.vmap (one model per fold)."""
-    lc = loss_config
-    ce = F.cross_entropy(out["logits"].float(), y, weight=weights, label_smoothing=lc.label_smoothing)
-    total = ce
-    parts = {"ce": ce.detach()}
-    b = y.shape[0]
-    if b >= 3 and variant == "hilbert":
-        za, zt, zj = out["z_a"], out["z_t"], out["z_j"]
-        if lc.contrastive > 0:
-            con = L.dual_contrastive(za, zt, zj, lc.temperature)
-            total = total + lc.contrastive * con
-            parts["contrastive"] = con.detach()
-        if lc.cka > 0:
-            cka = L.cka_loss(za, zt, zj)
-            total = total + lc.cka * cka
-            parts["cka"] = cka.detach()
-        if lc.mi > 0:
-            mi = L.mi_balance(za, zt, zj, lc.temperature)
-            total = total + lc.mi * mi
-            parts["mi"] = mi.detach()
-    elif b >= 3 and variant == "contrastive_moe" and lc.contrastive > 0:
-        con = L.audio_text_contrastive(out["z_a"], out["z_t"], lc.temperature)
-        total = total + lc.contrastive * con
-        parts["contrastive"] = con.detach()
-    aux = out.get("aux_loss")
-    if aux is not None and aux.requires_grad and lc.load_balance > 0:
-        total = total + lc.load_balance * aux
-        parts["load_balance"] = aux.detach()
-    parts["total"] = total.detach()
-    return total, parts
 
 
 @dataclass
@@ -155,48 +115,6 @@ class FitJob:
     n_epochs: Optional[int] = None
 
 
-def common_batch_size(train_sizes: Sequence[int], batch_size: int) -> int:
-    """One batch size for every model trained together (stacked models need equal batch shapes).
-
-    b = n_min // ceil(n_min / batch_size): close to batch_size, and the smallest training set
-    splits into equal batches. Each epoch a model takes len(train) // b batches of b recordings
-    from a fresh permutation; the few left over (different ones every epoch) wait for the next.
-    """
-    n_min = max(1, min(int(n) for n in train_sizes))
-    return max(1, n_min // int(np.ceil(n_min / max(1, batch_size))))
-
-
-def job_bytes(dataset: FeatureDataset, mc: ModelConfig, batch: int) -> int:
-    """Rough memory of one model of a stack: its preprocessed copy of the features plus the
-    activations a training step keeps for backward (attention maps grow with segments^2)."""
-    n, length = dataset.n, int(dataset.mask.shape[1])
-    d_in = (mc.input_pca or dataset.d_audio) + (mc.input_pca or dataset.d_text)
-    feats = n * length * d_in * 4
-    acts = batch * (24 * mc.n_heads * length * length + 200 * length * mc.d_model) * 4
-    return feats + acts
-
-
-def parallel_models(n_jobs: int, bytes_per_job: int, device: str, requested: int = 0) -> int:
-    """How many models train at once: `requested` when > 0, else up to 32 (a 25-fold CV in one
-    stack: models that stop early leave it, and no wave waits for another's slowest fold),
-    fewer when their job_bytes would take more than 3 GiB (CPU) or a quarter of the free GPU
-    memory (long recordings: a few hundred segments train one model at a time)."""
-    if requested > 0:
-        return max(1, min(n_jobs, requested))
-    if device.startswith("cuda"):
-        budget = torch.cuda.mem_get_info()[0] // 4
-    else:
-        budget = 3 << 30
-    return max(1, min(n_jobs, 32, budget // max(1, bytes_per_job)))
-
-
-def _waves(n: int, k: int) -> list[range]:
-    """n jobs in ceil(n / k) balanced consecutive groups of at most k."""
-    n_waves = max(1, int(np.ceil(n / max(1, k))))
-    bounds = np.linspace(0, n, n_waves + 1).round().astype(int)
-    return [range(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-
-
 @dataclass
 class _Slot:
     """Training state of one model of a stack."""
@@ -232,40 +150,6 @@ class _Slot:
     @property
     def epoch_done(self) -> bool:
         return self.batches is not None and self.step >= len(self.batches)
-
-
-def _make_optimizer(params: dict, tc: TrainConfig) -> torch.optim.Optimizer:
-    try:  # fused AdamW: one kernel for all parameters (far less per-step overhead on CPU)
-        return torch.optim.AdamW(list(params.values()), lr=tc.lr, weight_decay=tc.weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(list(params.values()), lr=tc.lr, weight_decay=tc.weight_decay)
-
-
-def _compact(params: dict, buffers: dict, opt: torch.optim.Optimizer, keep: list[int], tc: TrainConfig):
-    """Drop finished models from the stack: parameters, buffers and AdamW state of the others.
-    Every model of a stack started together, so they share AdamW's step count."""
-    dev = next(iter(params.values())).device
-    kt = torch.as_tensor(keep, dtype=torch.long, device=dev)
-    new_params = {n: p.detach()[kt].clone().requires_grad_(True) for n, p in params.items()}
-    new_buffers = {n: b[kt].clone() for n, b in buffers.items()}
-    new_opt = _make_optimizer(new_params, tc)
-    for n, p in params.items():
-        st = opt.state.get(p)
-        if st:
-            new_opt.state[new_params[n]] = {k: (v[kt].clone() if torch.is_tensor(v) and v.dim() > 0 else
-                                                (v.clone() if torch.is_tensor(v) else v)) for k, v in st.items()}
-    return new_params, new_buffers, new_opt
-
-
-def _clip_per_model(params: dict, max_norm: float) -> None:
-    """clip_grad_norm_ for each model of the stack separately (the norm over its own gradients)."""
-    grads = [p.grad for p in params.values() if p.grad is not None]
-    if not grads:
-        return
-    sq = torch.stack([g.float().pow(2).flatten(1).sum(1) for g in grads]).sum(0)
-    factor = (max_norm / (sq.sqrt() + 1e-6)).clamp(max=1.0)
-    for g in grads:
-        g.mul_(factor.view(-1, *([1] * (g.dim() - 1))).to(g.dtype))
 
 
 def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model_config: ModelConfig,
@@ -306,7 +190,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
     k_max = parallel_models(len(jobs), job_bytes(dataset, mc, b), device, tc.parallel_folds)
     results: list[Optional[FittedModel]] = [None] * len(jobs)
 
-    for wave in _waves(len(jobs), k_max):
+    for wave in waves(len(jobs), k_max):
         t0 = time.perf_counter()
         slots, models = [], []
         for i in wave:
@@ -323,7 +207,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
         base = copy.deepcopy(models[0]).to("meta")
         params, buffers = stack_module_state(models)
         del models
-        opt = _make_optimizer(params, tc)
+        opt = make_optimizer(params, tc)
         torch.manual_seed(slots[0].job.seed)  # the wave's dropout stream
 
         def loss_fn(p, bufs, a, t, m, d, y, w):
@@ -348,7 +232,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             opt.zero_grad(set_to_none=True)
             total.sum().backward()
             if tc.grad_clip > 0:
-                _clip_per_model(params, tc.grad_clip)
+                clip_per_model(params, tc.grad_clip)
             opt.step()
             vals = torch.stack([v.float() for v in parts.values()], 1).cpu().numpy()
             finished = []
@@ -394,7 +278,7 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             keep = [k for k in range(len(slots)) if k not in finished]
             slots = [slots[k] for k in keep]
             if slots:
-                params, buffers, opt = _compact(params, buffers, opt, keep, tc)
+                params, buffers, opt = compact(params, buffers, opt, keep, tc)
     return results  # type: ignore[return-value]
 
 

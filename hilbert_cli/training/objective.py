@@ -1,0 +1,60 @@
+"""The training objective: cross-entropy plus the paper's auxiliary losses, weighted by LossConfig.
+
+total = CE + contrastive * L_con + cka * L_cka + mi * L_mi (+ load balancing); the losses
+themselves live with the network (hilbert_cli/nn/losses.py), the weights with training.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..nn import losses as L
+from .config import LossConfig
+
+__all__ = ["compute_loss", "class_weights"]
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Inverse class frequency, n / (C * count_c) (classes absent from y get weight 1)."""
+    counts = np.bincount(np.asarray(y), minlength=n_classes).astype(np.float64)
+    w = np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 1.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossConfig,
+                 weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """total = CE + l1 * contrastive + l2 * CKA + l3 * MI (+ load balancing); the parts as detached
+    scalar tensors. No data-dependent control flow: it runs under torch.func.vmap (one model per fold)."""
+    lc = loss_config
+    ce = F.cross_entropy(out["logits"].float(), y, weight=weights, label_smoothing=lc.label_smoothing)
+    total = ce
+    parts = {"ce": ce.detach()}
+    b = y.shape[0]
+    if b >= 3 and variant == "hilbert":
+        za, zt, zj = out["z_a"], out["z_t"], out["z_j"]
+        if lc.contrastive > 0:
+            con = L.dual_contrastive(za, zt, zj, lc.temperature)
+            total = total + lc.contrastive * con
+            parts["contrastive"] = con.detach()
+        if lc.cka > 0:
+            cka = L.cka_loss(za, zt, zj)
+            total = total + lc.cka * cka
+            parts["cka"] = cka.detach()
+        if lc.mi > 0:
+            mi = L.mi_balance(za, zt, zj, lc.temperature)
+            total = total + lc.mi * mi
+            parts["mi"] = mi.detach()
+    elif b >= 3 and variant == "contrastive_moe" and lc.contrastive > 0:
+        con = L.audio_text_contrastive(out["z_a"], out["z_t"], lc.temperature)
+        total = total + lc.contrastive * con
+        parts["contrastive"] = con.detach()
+    aux = out.get("aux_loss")
+    if aux is not None and aux.requires_grad and lc.load_balance > 0:
+        total = total + lc.load_balance * aux
+        parts["load_balance"] = aux.detach()
+    parts["total"] = total.detach()
+    return total, parts
