@@ -47,6 +47,7 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from hilbert_cli import batch  # noqa: E402
+from hilbert_cli.engines.runner import run_batch  # noqa: E402
 from hilbert_cli.parquet_io import read_table, write_table_atomic  # noqa: E402
 
 RMS_HASH = "bench-rms-v1"
@@ -171,8 +172,8 @@ def run_one(label: str, recs, stage_fn, options: dict, root: Path, engine: str, 
         engine_options.setdefault("show_progress", False)
     with _threads(threads):
         t0 = time.perf_counter()
-        res = batch.run_batch(recs, stage=name, out_root=out, make_process=make_process, is_done=is_done,
-                              show_progress=False, engine=engine, engine_options=engine_options)
+        res = run_batch(recs, stage=name, out_root=out, make_process=make_process, is_done=is_done,
+                        show_progress=False, engine=engine, engine_options=engine_options)
     wall = time.perf_counter() - t0
     print(f"{label}: {wall:.1f} s ({res.summary()})", flush=True)
     return {"label": label, "wall": wall, "res": res, "out": out, "subdirs": subdirs}
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, default=None, help="keep the corpus and outputs here")
     args = ap.parse_args(argv)
 
-    from hilbert_cli.engines.ray_engine import import_ray, init_local
+    from hilbert_cli.engines.ray_cluster import import_ray, init_local
 
     ray = import_ray()
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-ray-"))

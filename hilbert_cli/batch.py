@@ -14,6 +14,9 @@
   a bad recording: it stops the batch with one line (DiskFull), keeping what was written;
 - accounting: every run's BatchResult holds one manifest row per recording (hilbert_cli.manifest),
   and its summary and exit code are computed from those rows.
+
+Running a stage over recordings is the engines' job (hilbert_cli.engines: `get_engine`,
+`run_batch`); this module has no engine in it, so the engines import it and never the reverse.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 
 from . import manifest
-from .console import console, make_progress
+from .console import console
 from .errors import ConfigError, DiskFull, InputError, disk_full_cause, disk_full_message, one_line
-from .parquet_io import clean_stale_temps, read_metadata, read_table, write_table_atomic
+from .parquet_io import read_metadata, read_table, write_table_atomic
 
 AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .mp3 .m4a .aac .ogg .oga .opus .webm .mp4 .m4b .mka .mkv .mov .wma "
@@ -330,7 +333,7 @@ def read_errors(out_root: Path, stage: str | None = None) -> pa.Table:
 @dataclass
 class BatchResult:
     """What a run did: the engines fill done / skipped / failed / seconds; `rows` is the
-    manifest built from them (run_batch), and the summary and exit code are read from it."""
+    manifest built from them (engines.base.Engine.run), and the summary and exit code are read from it."""
 
     stage: str
     done: list[str] = field(default_factory=list)
@@ -367,84 +370,3 @@ class BatchResult:
             f"{c['failed']} failed{ignored}; {self.audio_s / 3600:.2f} h audio in {self.wall_s:.1f} s{rt}{where}"
         )
 
-
-def run_batch(
-    recordings: list[Recording],
-    *,
-    stage: str,
-    out_root: Path,
-    is_done: Callable[[Recording], bool],
-    process: Callable[[Recording], float | None] | None = None,
-    make_process: Callable[[], Callable[[Recording], float | None]] | None = None,
-    overwrite: bool = False,
-    show_progress: bool = True,
-    engine: str = "local",
-    engine_options: Mapping[str, Any] | None = None,
-    describe: manifest.Describe | None = None,
-    config_hash: str | None = None,
-) -> BatchResult:
-    """Run the stage on each recording not yet done; failures become error rows.
-
-    The per-recording callable writes its own outputs atomically and returns the audio
-    seconds it handled (for throughput figures). Nothing is accumulated in memory across
-    recordings. `make_process` is a picklable factory, so other engines (Ray actors) can
-    build the callable once per worker; the local engine builds it once here.
-    `describe(rec)` reads a recording's facts (duration, words, speakers, segments, no speech)
-    from its output, for the manifest rows the result carries (`BatchResult.rows`).
-    """
-    if (process is None) == (make_process is None):
-        raise TypeError("run_batch needs exactly one of process= or make_process=")
-    clean_stale_temps(out_root)  # left in the work dir by killed runs (never a live run's)
-    recordings = list(recordings)
-    if engine == "ray":
-        if make_process is None:
-            raise ConfigError(f"{stage}: the ray engine needs a picklable make_process factory")
-        from .engines.ray_engine import run_batch_ray
-
-        result = run_batch_ray(
-            recordings, stage=stage, out_root=out_root, make_process=make_process,
-            is_done=is_done, overwrite=overwrite,
-            **{"show_progress": show_progress, **dict(engine_options or {})},
-        )
-    elif engine != "local":
-        raise ConfigError(f"--engine {engine}: expected local or ray")
-    else:
-        result = _run_local(recordings, stage, out_root, is_done, process or make_process(), overwrite, show_progress)
-    result.rows = manifest.batch_rows(result, recordings, describe=describe, config_hash=config_hash)
-    return result
-
-
-def _run_local(recordings: list[Recording], stage: str, out_root: Path, is_done: Callable[[Recording], bool],
-               process: Callable[[Recording], float | None], overwrite: bool, show_progress: bool) -> BatchResult:
-    """The local engine: each recording in turn, in this process."""
-    result = BatchResult(stage)
-    t0 = time.perf_counter()
-    with make_progress() as progress:
-        task = progress.add_task(stage, total=len(recordings), status="", visible=show_progress)
-        for rec in recordings:
-            if not overwrite and is_done(rec):
-                result.skipped.append(rec.recording_id)
-            else:
-                t_rec = time.perf_counter()
-                try:
-                    audio_s = process(rec)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except Exception as exc:  # one bad recording never stops the batch
-                    row = record_failure(out_root, stage, rec, exc)
-                    result.failed.append(row)
-                    console.print(f"[red]failed[/] {as_text(rec.recording_id)}: {row['message']}", soft_wrap=True)
-                else:
-                    clear_error(out_root, stage, rec.recording_id)
-                    result.done.append(rec.recording_id)
-                    result.audio_s += float(audio_s or 0.0)
-                result.seconds[rec.recording_id] = time.perf_counter() - t_rec
-            elapsed = time.perf_counter() - t0
-            rt = f"{result.audio_s / elapsed:.1f}x RT" if result.audio_s and elapsed > 0 else ""
-            progress.update(
-                task,
-                advance=1,
-                status=f"{result.audio_s / 3600:.2f} h audio {rt} {len(result.failed)} failed",
-            )
-    result.wall_s = time.perf_counter() - t0
-    return result

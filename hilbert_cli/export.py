@@ -298,6 +298,8 @@ def export_work_dir(work_dir: Path, formats: Sequence[str] = FORMATS, out_dir: P
     def process(rec: batch.Recording) -> None:
         run.written.extend(export_recording(work_dir, rec, formats, out, max_cue_s))
 
-    run.result = batch.run_batch(recordings, stage=STAGE, out_root=work_dir, is_done=lambda rec: False,
+    from .engines.runner import run_batch
+
+    run.result = run_batch(recordings, stage=STAGE, out_root=work_dir, is_done=lambda rec: False,
                                  process=process, overwrite=True, show_progress=show_progress)
     return run

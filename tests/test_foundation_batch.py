@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from hilbert_cli import batch
+from hilbert_cli.engines.runner import run_batch
 from hilbert_cli.errors import ConfigError, InputError
 from hilbert_cli.parquet_io import read_metadata, read_table, write_table_atomic
 
@@ -101,7 +102,7 @@ def test_run_batch_isolates_failures_and_resumes(tmp_path):
     def is_done(rec):
         return batch.is_complete(batch.output_path(tmp_path, "out", rec.recording_id), "h1")
 
-    res = batch.run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=is_done, show_progress=False)
+    res = run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=is_done, show_progress=False)
     assert res.done == ["r0.wav", "r1.wav", "r3.wav", "r4.wav"]
     assert [f["recording_id"] for f in res.failed] == ["r2.wav"] and res.exit_code == 1
     errors = batch.read_errors(tmp_path)
@@ -110,7 +111,7 @@ def test_run_batch_isolates_failures_and_resumes(tmp_path):
     assert row["stage"] == "unit" and "r2.wav" in row["message"] and "\n" not in row["message"]
 
     calls.clear()
-    res2 = batch.run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=is_done, show_progress=False)
+    res2 = run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=is_done, show_progress=False)
     assert calls == ["r2.wav"]  # only the failed one is retried
     assert len(res2.skipped) == 4
 

@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from hilbert_cli import batch, parquet_io
+from hilbert_cli.engines.runner import run_batch
 from hilbert_cli.cli import main
 from hilbert_cli import errors
 from hilbert_cli.errors import ExitCode
@@ -141,8 +142,8 @@ def test_full_disk_stops_the_batch_instead_of_failing_each_recording(tmp_path, f
         return 1.0
 
     with pytest.raises(errors.DiskFull, match="/scratch/cache.bin" if failure != "errno lost" else "while processing r2.wav") as info:
-        batch.run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=lambda r: False,
-                        show_progress=False)
+        run_batch(recs, stage="unit", out_root=tmp_path, process=process, is_done=lambda r: False,
+                  show_progress=False)
     assert info.value.exit_code == ExitCode.DISK_FULL
     assert seen == ["r0.wav", "r1.wav", "r2.wav"]  # stopped: every later recording would fail the same way
     assert batch.read_errors(tmp_path).num_rows == 0
@@ -221,8 +222,8 @@ def test_stale_temps_in_work_are_cleaned_at_start_live_ones_kept(tmp_path, live_
     other.write_bytes(b"x")
     kept.append(other)
 
-    res = batch.run_batch([batch.Recording("r.wav", tmp_path / "r.wav")], stage="unit", out_root=work,
-                          process=lambda rec: 0.0, is_done=lambda r: False, show_progress=False)
+    res = run_batch([batch.Recording("r.wav", tmp_path / "r.wav")], stage="unit", out_root=work,
+                    process=lambda rec: 0.0, is_done=lambda r: False, show_progress=False)
     assert res.done == ["r.wav"]
     assert [p for p in stale if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []

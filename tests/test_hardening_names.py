@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hilbert_cli import batch
+from hilbert_cli.engines.runner import run_batch
 from hilbert_cli.parquet_io import read_table, write_table_atomic
 from tests.fixtures_embed import tiny_sentence_model  # noqa: F401
 from tests.fixtures_score import score_setup  # noqa: F401
@@ -93,15 +94,15 @@ def test_odd_names_each_end_as_rows_or_one_error_row(tmp_path):
     _make(root, ODD_NAMES, _wav_bytes(tmp_path))
     recs, skipped = batch.discover(root)
     assert len(recs) == len(ODD_NAMES) and not skipped
-    res = batch.run_batch(recs, stage="probe", out_root=work, process=_probe_and_write(work),
-                          is_done=lambda r: False, show_progress=False)
+    res = run_batch(recs, stage="probe", out_root=work, process=_probe_and_write(work),
+                    is_done=lambda r: False, show_progress=False)
     _check_all_accounted(root, work, ODD_NAMES, res)
     rows = {r["recording_id"]: r for f in (work / "probe").rglob("*.parquet") for r in read_table(f).to_pylist()}
     assert sorted(rows) == sorted(res.done) and all(r["duration_s"] == pytest.approx(0.5) for r in rows.values())
     # a resumed run finds every output it wrote (the same names again), and retries only the failures
-    again = batch.run_batch(recs, stage="probe", out_root=work, process=_probe_and_write(work),
-                            is_done=lambda r: batch.is_complete(batch.output_path(work, "probe", r.recording_id), "h"),
-                            show_progress=False)
+    again = run_batch(recs, stage="probe", out_root=work, process=_probe_and_write(work),
+                      is_done=lambda r: batch.is_complete(batch.output_path(work, "probe", r.recording_id), "h"),
+                      show_progress=False)
     assert sorted(again.skipped) == sorted(res.done) and len(again.failed) == len(res.failed)
 
 
@@ -152,8 +153,8 @@ def test_property_any_names_each_end_as_rows_or_one_error_row(tmp_path_factory, 
     _make(root, chosen, _WAV)
     recs, _ = batch.discover(root)
     assert len(recs) == len(chosen)
-    res = batch.run_batch(recs, stage="probe", out_root=work, process=_probe_and_write(work),
-                          is_done=lambda r: False, show_progress=False)
+    res = run_batch(recs, stage="probe", out_root=work, process=_probe_and_write(work),
+                    is_done=lambda r: False, show_progress=False)
     _check_all_accounted(root, work, chosen, res)
     shutil.rmtree(tmp)
 

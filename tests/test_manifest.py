@@ -214,7 +214,7 @@ def _comparable(table) -> list[dict]:
 
 def test_ray_engine_writes_the_same_manifest(prepared, options, tmp_path):
     ray = pytest.importorskip("ray")
-    from hilbert_cli.engines.ray_engine import init_local
+    from hilbert_cli.engines.ray_cluster import init_local
     from hilbert_cli.prepare import prepare_recordings
 
     local_work, recs, ignored, _, _ = prepared

@@ -33,6 +33,7 @@ import pytest
 import typer
 
 from hilbert_cli import batch
+from hilbert_cli.engines.runner import run_batch
 from hilbert_cli.engines.options import (
     EngineOpt,
     RayAddressOpt,
@@ -185,7 +186,7 @@ def ray_cluster():
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
     if ray.is_initialized():
         ray.shutdown()
-    from hilbert_cli.engines.ray_engine import init_local
+    from hilbert_cli.engines.ray_cluster import init_local
 
     # ray.init(num_cpus=2, include_dashboard=False) on 127.0.0.1 only
     init_local(num_cpus=2, object_store_memory=200 * 1024**2)
@@ -225,13 +226,13 @@ def _recordings(audio: Path) -> list[batch.Recording]:
 
 
 def _run_local(recs, out: Path) -> batch.BatchResult:
-    return batch.run_batch(recs, stage="rms", out_root=out, make_process=functools.partial(RmsStage, str(out)),
-                           is_done=functools.partial(rms_done, str(out)), show_progress=False)
+    return run_batch(recs, stage="rms", out_root=out, make_process=functools.partial(RmsStage, str(out)),
+                     is_done=functools.partial(rms_done, str(out)), show_progress=False)
 
 
 def _run_ray(recs, out: Path, make_process=None, **engine_options) -> batch.BatchResult:
     engine_options.setdefault("show_progress", False)
-    return batch.run_batch(
+    return run_batch(
         recs, stage="rms", out_root=out,
         make_process=make_process or functools.partial(RmsStage, str(out)),
         is_done=functools.partial(rms_done, str(out)), engine="ray", engine_options=engine_options,
@@ -273,7 +274,7 @@ def _no_temp_files(out: Path) -> None:
 
 
 def test_without_ray_one_line_with_install_command(monkeypatch):
-    from hilbert_cli.engines import options, ray_engine
+    from hilbert_cli.engines import options, ray_cluster
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     monkeypatch.setitem(sys.modules, "ray.data", None)
@@ -282,10 +283,10 @@ def test_without_ray_one_line_with_install_command(monkeypatch):
     msg = str(info.value)
     assert "\n" not in msg and "pip install 'hilbert-cli[ray]'" in msg
     with pytest.raises(ConfigError, match=r"hilbert-cli\[ray\]"):
-        batch.run_batch([], stage="rms", out_root=Path("."), make_process=functools.partial(RmsStage, "."),
-                        is_done=functools.partial(rms_done, "."), engine="ray")
+        run_batch([], stage="rms", out_root=Path("."), make_process=functools.partial(RmsStage, "."),
+                  is_done=functools.partial(rms_done, "."), engine="ray")
     with pytest.raises(ConfigError):
-        ray_engine.connect("local")
+        ray_cluster.connect("local")
 
 
 def test_engine_option_parsing():
@@ -306,7 +307,8 @@ def test_engine_option_parsing():
 
 
 def test_stage_settings_and_pool_sizes(tmp_path):
-    from hilbert_cli.engines.ray_engine import StageSpec, _pool_bounds, resolve_address, with_overrides
+    from hilbert_cli.engines.ray_actor import StageSpec, _pool_bounds, with_overrides
+    from hilbert_cli.engines.ray_cluster import resolve_address
 
     spec = StageSpec("score", functools.partial(RmsStage, "."), functools.partial(rms_done, "."), tmp_path,
                      num_cpus=1, num_gpus=1)
@@ -334,7 +336,7 @@ def test_unreachable_cluster_address_is_one_line_at_once():
     import socket
     import time
 
-    from hilbert_cli.engines.ray_engine import check_reachable
+    from hilbert_cli.engines.ray_cluster import check_reachable
 
     with socket.socket() as sock:  # a port with nothing listening
         sock.bind(("127.0.0.1", 0))
@@ -358,7 +360,7 @@ def replace_conc(spec, conc):
 
 def test_unpicklable_stage_is_one_line(tmp_path):
     pytest.importorskip("ray")
-    from hilbert_cli.engines.ray_engine import StageSpec, run_stages_ray
+    from hilbert_cli.engines.ray import StageSpec, run_stages_ray
 
     spec = StageSpec("rms", _LocalOnly, functools.partial(rms_done, str(tmp_path)), tmp_path)
     with pytest.raises(ConfigError, match="picklable make_process"):
@@ -406,9 +408,9 @@ def test_ray_equals_local_then_resume(ray_cluster, corpus, tmp_path):
     assert before == after
 
     # overwrite: all recomputed, same tables
-    over = batch.run_batch(recs, stage="rms", out_root=ray_out, make_process=functools.partial(RmsStage, str(ray_out)),
-                           is_done=functools.partial(rms_done, str(ray_out)), overwrite=True, engine="ray",
-                           engine_options={"show_progress": False, "concurrency": 1})
+    over = run_batch(recs, stage="rms", out_root=ray_out, make_process=functools.partial(RmsStage, str(ray_out)),
+                     is_done=functools.partial(rms_done, str(ray_out)), overwrite=True, engine="ray",
+                     engine_options={"show_progress": False, "concurrency": 1})
     assert len(over.done) == 6 and not over.skipped
     _assert_same_outputs(local, ray_out, "rms")
 
@@ -437,7 +439,7 @@ def test_poison_recording_gets_an_error_row_after_its_attempts(ray_cluster, tmp_
 
 
 def test_chained_cpu_stages_with_separate_pools(ray_cluster, corpus, tmp_path):
-    from hilbert_cli.engines.ray_engine import StageSpec, run_stages_ray
+    from hilbert_cli.engines.ray import StageSpec, run_stages_ray
 
     recs = _recordings(corpus)
     out = tmp_path / "out"
@@ -570,7 +572,7 @@ def test_ray_prepare_killed_workers_lose_and_duplicate_nothing(ray_cluster, inte
     work, markers = tmp_path / "work", tmp_path / "markers"
     stage = functools.partial(PreparerStage, options.model_dump_json(), str(work))
     victims = {"solo.wav": "before", "site b/int2.wav": "after"}
-    res = batch.run_batch(
+    res = run_batch(
         _recordings(interviews), stage="prepare", out_root=work,
         make_process=functools.partial(KillOnce, stage, str(markers), victims),
         is_done=functools.partial(pp.is_done, work_dir=work, chash=pp.config_hash(options)),

@@ -27,7 +27,8 @@ import pyarrow as pa
 
 from .. import manifest
 from ..batch import (BatchResult, Recording, Shard, discover_outputs, is_complete, options_hash, output_path,
-                     run_batch, select_shard)
+                     select_shard)
+from ..engines.runner import run_batch
 from ..errors import InputError
 from ..parquet_io import read_metadata, read_table, write_table_atomic
 from . import cache

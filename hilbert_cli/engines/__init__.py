@@ -1,18 +1,18 @@
-"""Execution engines for the per-recording batch stages (prepare, embed, score).
+"""Execution engines: where the per-recording stages (prepare, embed, score) run.
 
-- ``local`` (default): :func:`hilbert_cli.batch.run_batch` runs the stage in this process.
-- ``ray``: :mod:`hilbert_cli.engines.ray_engine` distributes recordings as a Ray Dataset over
-  long-lived actors that build the stage worker once (``pip install 'hilbert-cli[ray]'``).
+- ``base``: the Engine interface and the per-recording step every engine shares (resume,
+  error rows; manifest rows once a run ends);
+- ``local``: this machine, one recording at a time or ``--jobs N`` worker processes;
+- ``ray`` (+ ``ray_actor``, ``ray_cluster``): a Ray cluster, long-lived actors per stage
+  (``pip install 'hilbert-cli[ray]'``);
+- ``runner``: ``get_engine`` (a name -> an Engine) and ``run_batch`` (a stage as callables);
+- ``options``: the Typer options (``--engine``, ``--jobs``, ``--ray-*``) the commands add.
 
-Both engines write exactly the same files: each stage worker writes its recording's outputs
-atomically on a file system every worker sees, resume skips recordings already done, and a
-bad recording becomes one error row; the stage's manifest rows (hilbert_cli.manifest) are built
-on the driver from the same BatchResult fields (done, skipped, failed, seconds) and the outputs
-on disk, so both engines write the same manifest. :mod:`hilbert_cli.engines.options` holds the Typer
-options (``--engine``, ``--ray-address``, ``--ray-num-cpus``, ``--ray-num-gpus``,
-``--ray-concurrency``) the command modules add.
-
-Nothing here imports Ray at module import time.
+Every engine writes exactly the same files: each stage writes its recording's outputs
+atomically on a file system every worker sees, resume skips recordings already done, a bad
+recording becomes one error row, and the manifest rows are built on the driver from the same
+BatchResult fields and the outputs on disk. Nothing here imports Ray (or anything heavy) at
+package import time.
 """
 
 from __future__ import annotations

@@ -148,7 +148,7 @@ def engine_settings(
         if extra:
             raise ConfigError(f"{extra[0]} only applies with --engine ray")
         return "local", {}
-    from .ray_engine import import_ray
+    from .ray_cluster import import_ray
 
     import_ray()
     options: dict[str, Any] = {}

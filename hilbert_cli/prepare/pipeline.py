@@ -27,6 +27,7 @@ import pyarrow as pa
 from .. import batch, manifest
 from ..audio import SAMPLE_RATE, probe, stream_chunks
 from ..batch import BatchResult, Recording, Shard, Skipped
+from ..engines.runner import run_batch
 from ..parquet_io import read_table, write_table_atomic
 from .assign import UNKNOWN, assign_speakers, choose_target
 from .options import PrepareOptions
@@ -523,7 +524,7 @@ def prepare_recordings(
         runner = {"process": _Process(options, work_dir, preparer)}
     else:
         runner = {"make_process": functools.partial(_make_process, options.model_dump_json(), str(work_dir))}
-    return account(batch.run_batch(
+    return account(run_batch(
         recs,
         stage=STAGE,
         out_root=work_dir,
@@ -548,11 +549,11 @@ def _two_pass(recs, options, work_dir, chash, *, overwrite, show_progress, prepa
     todo_ids = {r.recording_id for r in todo}
     skipped = [r.recording_id for r in recs if r.recording_id not in todo_ids]
     never = lambda r: False  # noqa: E731 - resume was decided above
-    r1 = batch.run_batch(todo, stage=STAGE, out_root=work_dir, is_done=never, process=_Pass1(preparer, work_dir),
+    r1 = run_batch(todo, stage=STAGE, out_root=work_dir, is_done=never, process=_Pass1(preparer, work_dir),
                          overwrite=True, show_progress=show_progress)
     preparer.release("diarization")
     ok = set(r1.done)
-    r2 = batch.run_batch([r for r in todo if r.recording_id in ok], stage=STAGE, out_root=work_dir, is_done=never,
+    r2 = run_batch([r for r in todo if r.recording_id in ok], stage=STAGE, out_root=work_dir, is_done=never,
                          process=_Pass2(preparer, work_dir), overwrite=True, show_progress=show_progress)
     preparer.release("asr")
     for r in r1.failed + r2.failed:

@@ -46,10 +46,10 @@ from ..batch import (
     is_complete,
     options_hash,
     output_path,
-    run_batch,
     select_shard,
 )
 from ..embed.doc_stats import document_stats
+from ..engines.runner import run_batch
 from ..errors import ConfigError, HilbertError, InputError, one_line
 from ..parquet_io import read_metadata, write_table_atomic
 from .evidence import DEFAULT_TOP

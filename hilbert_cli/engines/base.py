@@ -1,0 +1,123 @@
+"""The Engine interface and what every engine does per recording (docs/ARCHITECTURE.md, "Engines").
+
+An engine runs a chain of stages (hilbert_cli.stages.Stage) over recordings: each recording
+goes through the stages in order, a recording that fails in one stage is not handed to the
+later ones. `attempt` is the one place a recording is checked for resume, processed, and turned
+into an error row on failure (or has its old error row cleared on success); `Engine.run` is the
+one place the manifest rows are built from what the engine recorded. The local engine
+(engines/local.py) and the Ray engine (engines/ray.py) differ only in where `attempt` runs.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .. import manifest
+from ..batch import BatchResult, Recording, as_text, clear_error, record_failure
+from ..console import console
+from ..parquet_io import clean_stale_temps
+from ..stages import Stage
+
+DONE, SKIPPED, FAILED, BLOCKED = "done", "skipped", "failed", "blocked"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one recording in one stage: the small row that travels back to the driver."""
+
+    status: str
+    audio_s: float = 0.0
+    seconds: float = 0.0  # wall seconds spent (0 when skipped)
+    error: dict | None = None  # the error row when it failed
+
+
+def attempt(rec: Recording, *, name: str, out_root: Path, process: Callable[[Recording], Any],
+            is_done: Callable[[Recording], bool] | None = None, before: Callable[[], None] | None = None) -> Outcome:
+    """Run one stage on one recording: skipped when `is_done` (pass None to force), else
+    `before()` then `process(rec)`; any failure becomes the recording's error row, a success
+    clears an old one. A full disk stops the batch (batch.record_failure raises DiskFull)."""
+    t0 = time.perf_counter()
+    try:
+        if is_done is not None and is_done(rec):
+            return Outcome(SKIPPED)
+        if before is not None:
+            before()
+        audio_s = process(rec)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # one bad recording never stops the batch
+        return Outcome(FAILED, seconds=time.perf_counter() - t0, error=record_failure(out_root, name, rec, exc))
+    clear_error(out_root, name, rec.recording_id)
+    return Outcome(DONE, float(audio_s or 0.0), time.perf_counter() - t0)
+
+
+def run_chain(rec: Recording, stages: Sequence[Stage], overwrite: bool) -> list[Outcome]:
+    """`rec` through every stage in turn; after a failure the rest are BLOCKED."""
+    out: list[Outcome] = []
+    for stage in stages:
+        if out and out[-1].status in (FAILED, BLOCKED):
+            out.append(Outcome(BLOCKED))
+            continue
+        out.append(attempt(rec, name=stage.name, out_root=stage.out_root, process=stage,
+                           is_done=None if overwrite else stage.is_done))
+    return out
+
+
+def record(results: Sequence[BatchResult], rid: str, outcomes: Sequence[Outcome]) -> None:
+    """Add one recording's outcomes to the stages' results (and say so when one failed)."""
+    for res, o in zip(results, outcomes):
+        if o.status in (DONE, FAILED):
+            res.seconds[rid] = o.seconds
+        if o.status == DONE:
+            res.done.append(rid)
+            res.audio_s += o.audio_s
+        elif o.status == SKIPPED:
+            res.skipped.append(rid)
+        elif o.status == FAILED:
+            res.failed.append(o.error)
+            console.print(f"[red]failed[/] {as_text(rid)}: {o.error['message']}", soft_wrap=True)
+
+
+def progress_status(results: Sequence[BatchResult], t0: float) -> str:
+    audio = max((r.audio_s for r in results), default=0.0)
+    elapsed = time.perf_counter() - t0
+    rt = f"{audio / elapsed:.1f}x RT" if audio and elapsed > 0 else ""
+    return f"{audio / 3600:.2f} h audio {rt} {sum(len(r.failed) for r in results)} failed"
+
+
+class Engine(ABC):
+    """Runs a chain of stages over recordings; one BatchResult per stage, in order, each with
+    its manifest rows. Engines differ in where the recordings are processed, never in what
+    they write: the same outputs, error rows, resume and manifest."""
+
+    name: str = "engine"
+
+    def run(self, recordings: Sequence[Recording], stages: Sequence[Stage], *, overwrite: bool = False,
+            show_progress: bool = True) -> list[BatchResult]:
+        if not stages:
+            raise ValueError("an engine needs at least one stage")
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            from ..errors import ConfigError
+
+            raise ConfigError(f"stage names must differ (got {names})")
+        recordings = list(recordings)
+        for root in dict.fromkeys(Path(s.out_root) for s in stages):
+            clean_stale_temps(root)  # left in the work dir by killed runs (never a live run's)
+        results = self._run(recordings, list(stages), overwrite, show_progress)
+        for res, stage in zip(results, stages):
+            res.rows = manifest.batch_rows(res, recordings, describe=stage.describe, config_hash=stage.config_hash)
+        return results
+
+    def run_stage(self, recordings: Sequence[Recording], stage: Stage, **kwargs: Any) -> BatchResult:
+        """One stage alone."""
+        return self.run(recordings, [stage], **kwargs)[0]
+
+    @abstractmethod
+    def _run(self, recordings: list[Recording], stages: list[Stage], overwrite: bool,
+             show_progress: bool) -> list[BatchResult]:
+        """Fill one BatchResult per stage (done, skipped, failed, audio_s, seconds, wall_s)."""

@@ -1,0 +1,126 @@
+"""The local engine: the stages run on this machine, one recording after another, or
+`jobs` recordings at once in worker processes (``--jobs N``).
+
+With jobs > 1 each worker process is started once (spawn: no state forked from a parent whose
+thread pools already run), unpickles the stages (options and paths only), limits itself to its
+share of the CPU cores (``Stage.with_threads``: torch threads, CTranslate2 threads and ASR
+workers; OMP/MKL pools), loads the models on first use and keeps them for every recording it
+is handed. So N jobs never ask for more threads than the cores this process may use, and memory
+is bounded by N workers each holding one recording. Outputs, error rows and resume are exactly
+those of one job: each worker runs the same `attempt` as the in-process path.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import time
+from typing import Sequence
+
+from ..batch import BatchResult, Recording
+from ..console import make_progress
+from ..errors import ConfigError, one_line
+from ..stages import Stage
+from .base import Engine, progress_status, record, run_chain
+
+#: environment variables that size a process's native thread pools
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_job(jobs: int, cores: int | None = None) -> int:
+    """Each job's share of the usable cores (at least one)."""
+    return max(1, (cores or usable_cores()) // max(1, jobs))
+
+
+class LocalEngine(Engine):
+    """The stages in this process (jobs=1), or in `jobs` worker processes."""
+
+    name = "local"
+
+    def __init__(self, jobs: int = 1) -> None:
+        if int(jobs) < 1:
+            raise ConfigError(f"--jobs {jobs}: must be >= 1")
+        self.jobs = int(jobs)
+
+    def _run(self, recordings: list[Recording], stages: list[Stage], overwrite: bool,
+             show_progress: bool) -> list[BatchResult]:
+        results = [BatchResult(s.name) for s in stages]
+        t0 = time.perf_counter()
+        label = "+".join(s.name for s in stages)
+        with make_progress() as progress:
+            task = progress.add_task(label, total=len(recordings), status="", visible=show_progress)
+            if self.jobs == 1 or len(recordings) <= 1:
+                for rec in recordings:
+                    record(results, rec.recording_id, run_chain(rec, stages, overwrite))
+                    progress.update(task, advance=1, status=progress_status(results, t0))
+            else:
+                self._run_pool(recordings, stages, overwrite, results, progress, task, t0)
+        wall = time.perf_counter() - t0
+        for res in results:
+            res.wall_s = wall
+        return results
+
+    def _run_pool(self, recordings, stages, overwrite, results, progress, task, t0) -> None:
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+        try:
+            blob = pickle.dumps(list(stages))
+        except Exception as exc:
+            raise ConfigError(f"--jobs {self.jobs}: the {stages[0].name} stage cannot be sent to worker "
+                              f"processes ({one_line(exc)}); run with --jobs 1") from None
+        jobs = min(self.jobs, len(recordings))
+        order = {r.recording_id: k for k, r in enumerate(recordings)}
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(blob, threads_per_job(jobs))) as pool:
+            pending = iter(recordings)
+            running = {}
+            for rec in pending:  # at most `jobs` in flight: the rest wait here, not in a queue
+                running[pool.submit(_work, rec, overwrite)] = rec
+                if len(running) >= jobs:
+                    break
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    rec = running.pop(fut)
+                    record(results, rec.recording_id, fut.result())  # DiskFull etc. re-raised here
+                    progress.update(task, advance=1, status=progress_status(results, t0))
+                    nxt = next(pending, None)
+                    if nxt is not None:
+                        running[pool.submit(_work, nxt, overwrite)] = nxt
+        for res in results:  # the order of one job, whatever order the workers finished in
+            res.done.sort(key=order.__getitem__)
+            res.skipped.sort(key=order.__getitem__)
+            res.failed.sort(key=lambda row: order.get(row["recording_id"], 0))
+
+
+# ----------------------------------------------------------------------------- worker processes
+
+_STAGES: list[Stage] = []
+
+
+def _init_worker(blob: bytes, threads: int) -> None:
+    """Once per worker process: its thread budget, then its stages (no model loaded yet)."""
+    for var in THREAD_ENV:
+        os.environ[var] = str(threads)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+    except (ImportError, RuntimeError):
+        pass
+    _STAGES[:] = [s.with_threads(threads) for s in pickle.loads(blob)]
+
+
+def _work(rec: Recording, overwrite: bool):
+    return run_chain(rec, _STAGES, overwrite)
