@@ -42,6 +42,8 @@ def load_emodb(folder: Path) -> tuple[list[str], list[np.ndarray]]:
     from hilbert_cli.audio import load_audio
 
     names = sorted(p.name for p in folder.glob("*.wav"))
+    if not names:
+        raise SystemExit(f"no EmoDB .wav files under {folder} (pass --emodb)")
     return names, [load_audio(folder / n) for n in names]
 
 
@@ -90,8 +92,21 @@ def packing_effect(alone_enc, packed_enc, clips: list[np.ndarray]) -> None:
                   f"nearest-neighbour identification {ident:.0%}")
 
 
-def build_documents(names: list[str], per_speaker: int, seed: int = 0) -> list[tuple[str, list[int], int]]:
-    """(speaker, utterance indices, label) for each document."""
+def build_documents(names: list[str], per_speaker: int, seed: int = 0,
+                    sentence_balanced: bool = True) -> list[tuple[str, list[int], int]]:
+    """(speaker, utterance indices, label) for each document.
+
+    EmoDB's actors did not record every sentence in every emotion, so drawing utterances by
+    emotion alone makes a document's sentence mix depend on its label (a text-only model then
+    scores ~0.6 AUC on fixed sentences). With `sentence_balanced` (the default) every slot
+    first draws a sentence uniformly from those the speaker recorded in both groups, then
+    its group (the document's negative share), then an utterance of that sentence and group
+    (cycling through the pool before any repeats): the sentence mix is independent of the
+    label. Half of each speaker's documents are negative-majority, so a held-out speaker's
+    label rate is the training folds' (else an uninformative model's intercept alone skews
+    the pooled out-of-fold AUC). `sentence_balanced=False` is the old draw (utterances by group only), kept to
+    measure the leak.
+    """
     rng = np.random.default_rng(seed)
     by_spk: dict[str, dict[str, list[int]]] = {}
     for i, n in enumerate(names):
@@ -101,15 +116,36 @@ def build_documents(names: list[str], per_speaker: int, seed: int = 0) -> list[t
             by_spk.setdefault(n[:2], {"neg": [], "pos": []})[grp].append(i)
     docs = []
     for spk, pools in sorted(by_spk.items()):
-        for _ in range(per_speaker):
+        cells: dict[tuple[str, str], list[int]] = {}
+        for grp, idx in pools.items():
+            for i in idx:
+                cells.setdefault((names[i][2:5], grp), []).append(i)
+        sentences = sorted({s for s, _ in cells if (s, "neg") in cells and (s, "pos") in cells})
+        queues: dict[tuple[str, str], list[int]] = {}
+
+        def draw(cell: tuple[str, str]) -> int:
+            if not queues.get(cell):
+                queues[cell] = list(rng.permutation(cells[cell]))
+            return int(queues[cell].pop())
+
+        # half of each speaker's documents negative-majority (an odd count: one more either
+        # way), so every held-out speaker has the training folds' label rate
+        labels = rng.permutation([j % 2 for j in range(per_speaker)]) if sentence_balanced else [None] * per_speaker
+        for want in labels:
             n = int(rng.integers(20, 41))
-            k = int(round(rng.uniform(0.15, 0.85) * n))
+            share = rng.uniform(0.15, 0.85) if want is None else rng.uniform(0.5, 0.85) if want else rng.uniform(0.15, 0.5)
+            k = int(round(share * n))
             if 2 * k == n:
-                k += 1
-            neg = rng.choice(pools["neg"], k, replace=k > len(pools["neg"]))
-            pos = rng.choice(pools["pos"], n - k, replace=n - k > len(pools["pos"]))
-            idx = list(rng.permutation(np.concatenate([neg, pos]).astype(int)))
-            docs.append((spk, idx, int(2 * k > n)))
+                k += 1 if want is None or want else -1
+            if sentence_balanced:
+                groups = rng.permutation(["neg"] * k + ["pos"] * (n - k))
+                sents = rng.choice(sentences, n)
+                idx = [draw((str(s), str(g))) for s, g in zip(sents, groups)]
+            else:
+                neg = rng.choice(pools["neg"], k, replace=k > len(pools["neg"]))
+                pos = rng.choice(pools["pos"], n - k, replace=n - k > len(pools["pos"]))
+                idx = list(rng.permutation(np.concatenate([neg, pos]).astype(int)))
+            docs.append((spk, [int(i) for i in idx], int(2 * k > n)))
     return docs
 
 

@@ -46,7 +46,7 @@ class ModelSpec:
     @property
     def pull_hint(self) -> str:
         if self.source == "package":
-            return "pip install 'hilbert-cli[offline]' (see scripts/setup.sh)"
+            return f"pip install 'hilbert-cli[{self.extra.get('pip_extra', 'offline')}]' (see scripts/setup.sh)"
         return f"hilbert models pull {self.alias}"
 
 
@@ -136,6 +136,10 @@ def get_spec(alias: str) -> ModelSpec:
 
 
 def _package_path(spec: ModelSpec) -> Path:
+    if spec.extra.get("parts"):  # split over several packages: assembled once (model_parts.py)
+        from .model_parts import assembled_dir
+
+        return assembled_dir(spec.alias, spec.extra, spec.pull_hint)
     try:
         mod = importlib.import_module(spec.package)
     except ImportError as exc:

@@ -4,14 +4,14 @@
 # ship. Used as-is by the README, .ci/run and the Dockerfile, so all three install the same.
 #
 #   HILBERT_VENV      venv directory            (default .venv)
-#   HILBERT_EXTRAS    extras to install         (default offline,egemaps,test,ray)
+#   HILBERT_EXTRAS    extras to install         (default offline,multilingual,egemaps,test,ray)
 #   HILBERT_EDITABLE  1 = editable install      (default 1; the Dockerfile uses 0)
 #   HILBERT_SKIP_APT  1 = do not touch apt      (default 0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${HILBERT_VENV:-.venv}
-EXTRAS=${HILBERT_EXTRAS:-offline,egemaps,test,ray}
+EXTRAS=${HILBERT_EXTRAS:-offline,multilingual,egemaps,test,ray}
 EDITABLE=${HILBERT_EDITABLE:-1}
 APT_PACKAGES=(espeak-ng sox ffmpeg wget)
 t0=$(date +%s)
