@@ -158,14 +158,14 @@ def test_any_ct2_whisper_directory_or_asr_alias_is_an_audio_encoder(tmp_path, ti
 def test_asr_and_encoder_share_the_loaded_model_until_asr_releases_it(tmp_path, tiny_en, speech, whisper_enc):
     from hilbert_cli.embed.encoders import load_audio_encoder
     from hilbert_cli.embed.whisper_encoder import shared_whisper_model
-    from hilbert_cli.prepare.asr import WhisperASR
+    from hilbert_cli.prepare.asr import load_asr
     from hilbert_cli.prepare.options import PrepareOptions
 
     copy = tmp_path / "tiny-en-copy"  # its own directory: its own cache entry
     copy.mkdir()
     for f in tiny_en.iterdir():
         (copy / f.name).symlink_to(f)
-    asr = WhisperASR(PrepareOptions(asr_model=str(copy), compute_type="int8"), device="cpu")
+    asr = load_asr(PrepareOptions(asr_model=str(copy), compute_type="int8"), device="cpu")
     enc = load_audio_encoder(str(copy), device="cpu")
     assert enc.model is asr.model.model and enc.model is not whisper_enc.model
     np.testing.assert_allclose(enc.embed(speech[:1]), whisper_enc.embed(speech[:1]), atol=1e-4)

@@ -299,10 +299,10 @@ def test_onnxruntime_telemetry_is_off_before_asr_can_run_its_vad(monkeypatch):
     """faster-whisper's vad_filter imports onnxruntime itself: hilbert's ASR turns telemetry off first."""
     import onnxruntime
 
-    from hilbert_cli.prepare.asr import WhisperASR
+    from hilbert_cli.prepare.asr import load_asr
     from hilbert_cli.prepare.options import PrepareOptions
 
     calls = []
     monkeypatch.setattr(onnxruntime, "disable_telemetry_events", lambda: calls.append(True))
-    WhisperASR(PrepareOptions(vad_filter=True))
+    load_asr(PrepareOptions(vad_filter=True))
     assert calls, "onnxruntime telemetry left on for the ASR's VAD"

@@ -178,7 +178,7 @@ def test_cli_prints_the_manifest_counts_and_exits_partial(prepared, folder, opti
     work = tmp_path / "work"
     shutil.copytree(src, work)
     monkeypatch.setattr(sys, "argv", ["hilbert", "prepare", str(folder), "--out", str(work), "--asr-model",
-                                      options.asr_model, "--beam-size", "1", "--cpu-threads", "1",
+                                      options.asr.model, "--beam-size", "1", "--cpu-threads", "1",
                                       "--no-temperature-fallback", "--device", "cpu", "-q"])
     with pytest.raises(SystemExit) as exit_info:
         main()

@@ -19,7 +19,7 @@ def _bare_pyannote(**opts):
     from hilbert_cli.prepare.diarize.pyannote_backend import PyannoteDiarizer
 
     d = object.__new__(PyannoteDiarizer)
-    d.options = PrepareOptions(diarization="pyannote", **opts)
+    d.options = PrepareOptions(diarization="pyannote", **opts).diarization
     return d
 
 
@@ -87,16 +87,16 @@ def test_pyannote_hub_alias_offline_is_one_line_error(monkeypatch, tmp_path):
 
 
 def test_asr_model_errors_are_one_line(tmp_path, tiny_whisper_dir):  # noqa: F811
-    from hilbert_cli.prepare.asr import WhisperASR
+    from hilbert_cli.prepare.asr import load_asr
 
     with pytest.raises(HilbertError):
-        WhisperASR(PrepareOptions(asr_model=str(tmp_path / "missing")))
+        load_asr(PrepareOptions(asr_model=str(tmp_path / "missing")))
     empty = tmp_path / "empty_model"
     empty.mkdir()
     with pytest.raises(ConfigError, match="model.bin"):
-        WhisperASR(PrepareOptions(asr_model=str(empty)))
+        load_asr(PrepareOptions(asr_model=str(empty)))
     with pytest.raises(ModelUnavailable, match="unknown model"):
-        WhisperASR(PrepareOptions(asr_model="no-such-alias"))
+        load_asr(PrepareOptions(asr_model="no-such-alias"))
 
 
 @needs_espeak
@@ -104,11 +104,11 @@ def test_batched_asr_path_maps_times_back(tiny_whisper_dir, tmp_path):  # noqa: 
     """The GPU path (BatchedInferencePipeline over several windows at once), forced on CPU."""
     from faster_whisper import BatchedInferencePipeline
 
-    from hilbert_cli.prepare.asr import WhisperASR
+    from hilbert_cli.prepare.asr import load_asr
 
     path, ref = two_speaker_interview(tmp_path / "b.wav", [("A", "one two three four five"), ("B", "six seven eight nine ten")],
                                       gap_s=3.0)
-    asr = WhisperASR(PrepareOptions(asr_model=str(tiny_whisper_dir), beam_size=1, temperature_fallback=False, batch_size=4))
+    asr = load_asr(PrepareOptions(asr_model=str(tiny_whisper_dir), beam_size=1, temperature_fallback=False, batch_size=4))
     asr.batched = BatchedInferencePipeline(asr.model)
     windows = [(ref[0][1] - 0.2, ref[0][2] + 0.2), (ref[1][1] - 0.2, ref[1][2] + 0.2)]
     words, info = asr.transcribe(path, windows)

@@ -86,7 +86,7 @@ def test_diarizing_beside_asr_gives_the_serial_tables(interview_wav):  # noqa: F
 def test_no_inner_vad_by_default_keeps_the_words(interview_wav):  # noqa: F811
     path, ref = interview_wav
     rec = Recording("interview.wav", path)
-    assert PrepareOptions().vad_filter is False
+    assert PrepareOptions().asr.vad_filter is False
     inner = Preparer(PrepareOptions(vad_filter=True, **SHORT)).process(rec)
     plain = Preparer(PrepareOptions(**SHORT)).process(rec)
     hyp_inner = inner.words.column("word").to_pylist()
@@ -109,5 +109,5 @@ def test_cli_asr_workers_reaches_the_options(tmp_path, monkeypatch):
                         (_ for _ in ()).throw(SystemExit(0)))
     (tmp_path / "a.wav").write_bytes(b"RIFF")
     CliRunner().invoke(app, ["prepare", str(tmp_path), "--out", str(tmp_path / "w"), "--asr-workers", "1"])
-    assert seen and seen[0].asr_workers == 1
-    assert config_hash(seen[0]) == config_hash(seen[0].model_copy(update={"asr_workers": 0}))
+    assert seen and seen[0].asr.workers == 1
+    assert config_hash(seen[0]) == config_hash(seen[0].model_copy(update={"asr": seen[0].asr.model_copy(update={"workers": 0})}))

@@ -99,7 +99,7 @@ def prepare(
         if low_memory:
             from ..prepare.asr import WhisperASR
 
-            WhisperASR.check(opts)  # loaded only after diarization is done and freed
+            WhisperASR.check(opts.asr)  # loaded only after diarization is done and freed
         else:
             _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
     result = prepare_recordings(

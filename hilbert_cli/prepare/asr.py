@@ -2,7 +2,7 @@
 
 The model is loaded once per run. Each window's samples come from one streaming pass over
 the file (`iter_spans`), so memory holds at most `batch_size` windows whatever the length
-of the recording. On CPU `asr_workers` windows (default: one per usable core) go through
+of the recording. On CPU `workers` (`--asr-workers`) windows (default: one per usable core) go through
 WhisperModel.transcribe at once, each on one CTranslate2 worker of one thread (one thread per
 window keeps every core busy without OpenMP threads spinning against each other on a shared
 machine; the windows are already speech, so faster-whisper's own VAD is off by default); the
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, iter_spans
 from ..errors import ConfigError, ModelUnavailable
-from .options import PrepareOptions
+from .options import AsrOptions, PrepareOptions
 
 
 @dataclass
@@ -82,16 +82,22 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def cpu_workers(options: PrepareOptions) -> int:
-    """Windows transcribed at once on CPU: `asr_workers`, or one per usable core."""
-    return options.asr_workers or usable_cores()
+def cpu_workers(options: AsrOptions) -> int:
+    """Windows transcribed at once on CPU: `workers` (`--asr-workers`), or one per usable core."""
+    return options.workers or usable_cores()
+
+
+def load_asr(options: PrepareOptions, device: str = "cpu") -> "WhisperASR":
+    """The ASR of a prepare run: its own options plus the stage's threads and decoding chunk."""
+    return WhisperASR(options.asr, device, cpu_threads=options.cpu_threads, chunk_s=options.chunk_s)
 
 
 class WhisperASR:
     """faster-whisper, loaded once; `transcribe(path, windows)` yields words in time order."""
 
-    def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
+    def __init__(self, options: AsrOptions, device: str = "cpu", *, cpu_threads: int = 0, chunk_s: float = 30.0) -> None:
         self.options = options
+        self.cpu_threads, self.chunk_s = cpu_threads, chunk_s
         self.resolved = self.check(options)
         path = self.resolved.path
         self.device = "cuda" if device.startswith("cuda") else "cpu"
@@ -114,7 +120,7 @@ class WhisperASR:
         try:
             self.model = self._load(path, index, ct)
         except (RuntimeError, ValueError) as exc:
-            raise ConfigError(f"ASR model '{options.asr_model}' ({path}) cannot be loaded: {' '.join(str(exc).split())[:200]}") from exc
+            raise ConfigError(f"ASR model '{options.model}' ({path}) cannot be loaded: {' '.join(str(exc).split())[:200]}") from exc
         self.batched = BatchedInferencePipeline(self.model) if self.device == "cuda" and options.batch_size > 1 else None
         self.multilingual = bool(self.model.model.is_multilingual)
 
@@ -124,22 +130,22 @@ class WhisperASR:
         cpu_threads says)."""
         from ..embed.whisper_encoder import shared_whisper_model
 
-        threads = self.options.cpu_threads or (1 if self.device == "cpu" else 0)
+        threads = self.cpu_threads or (1 if self.device == "cpu" else 0)
         self._shared_key = (path, self.device, index, ct)
         return shared_whisper_model(path, self.device, index, ct, threads, num_workers=self.workers)
 
     @staticmethod
-    def check(options: PrepareOptions):
+    def check(options: AsrOptions):
         """Resolve the model to a local CTranslate2 directory without loading it (ConfigError /
         ModelUnavailable, one line, when it is not usable)."""
         from ..registry import resolve
 
-        resolved = resolve(options.asr_model, kind="asr")
+        resolved = resolve(options.model, kind="asr")
         path = resolved.path
         if path is None or not (Path(path) / "model.bin").is_file():
-            raise ConfigError(f"ASR model '{options.asr_model}': {path} is not a CTranslate2 model directory (no model.bin)")
+            raise ConfigError(f"ASR model '{options.model}': {path} is not a CTranslate2 model directory (no model.bin)")
         if not (Path(path) / "tokenizer.json").is_file():
-            raise ConfigError(f"ASR model '{options.asr_model}': {path} has no tokenizer.json (faster-whisper would try the hub)")
+            raise ConfigError(f"ASR model '{options.model}': {path} has no tokenizer.json (faster-whisper would try the hub)")
         return resolved
 
     def provenance(self) -> dict:
@@ -199,7 +205,7 @@ class WhisperASR:
                     self._add(words, seg, seg_id, spans[i][0] - a, spans[i])
                     seg_id += 1
                 return
-        clips = ((i, x) for i, x in iter_spans(path, spans, chunk_s=o.chunk_s) if x.size >= SAMPLE_RATE // 10)
+        clips = ((i, x) for i, x in iter_spans(path, spans, chunk_s=self.chunk_s) if x.size >= SAMPLE_RATE // 10)
         if self.batched is None:
             for i, segments, language in self._windows(clips, language):
                 for seg in segments:

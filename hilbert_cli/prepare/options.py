@@ -1,35 +1,97 @@
-"""Options of `hilbert prepare` (one pydantic model; stored in every output file's metadata)."""
+"""Options of `hilbert prepare`: one pydantic model per component, nested in PrepareOptions.
+
+Like faster-whisper's option dataclasses, each component takes only its own model: the ASR
+an `AsrOptions`, a diarizer a `DiarizationOptions` (plus the `VadOptions` its speech regions
+use). PrepareOptions holds them and the settings shared by the whole stage (device, threads,
+target speaker, transcripts, decoding chunk).
+
+Two views, one truth:
+- nested (`model_dump()`): what the Python API builds and what new output metadata records;
+- flat (`flat()`): the 0.1 layout (`asr_model`, `diarization`, `vad_threshold`, ...). The CLI
+  flags and the config hash use it, so work directories made before the nesting still resume,
+  and a flat dict (old words metadata, a trained model's recorded options) still loads:
+  flat keys are nested before validation, and win over a nested dict given beside them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..errors import ConfigError
 
-#: options that do not change the output (left out of the config hash, so a re-run with
-#: another device or batch size still resumes)
+#: flat names of the options that do not change the output (left out of the config hash, so a
+#: re-run with another device or batch size still resumes)
 RUNTIME_ONLY = frozenset({"device", "batch_size", "cpu_threads", "asr_workers", "show_progress"})
 
 
-class PrepareOptions(BaseModel):
-    """Everything that decides what `hilbert prepare` writes for a recording."""
+class _Group(BaseModel):
+    """A component's options; FLAT maps each field to its name in the flat (0.1) layout."""
 
     model_config = ConfigDict(extra="forbid")
+    FLAT: ClassVar[dict[str, str]] = {}
 
-    #: options that name a model to load (registry alias or local path): a trained model's
-    #: recorded values are checked before scoring loads anything (registry.check_untrusted_reference)
-    MODEL_FIELDS: ClassVar[tuple[str, ...]] = ("diarization_model", "speaker_encoder", "asr_model")
+    @classmethod
+    def flat_name(cls, field: str) -> str:
+        return cls.FLAT.get(field, field)
 
-    # --- diarization / voice activity
-    diarization: Literal["vad-cluster", "pyannote", "none"] = Field(
+
+class AsrOptions(_Group):
+    """faster-whisper on hilbert's speech windows (prepare/asr.py)."""
+
+    FLAT: ClassVar[dict[str, str]] = {"model": "asr_model", "window_s": "asr_window_s", "workers": "asr_workers"}
+
+    model: str = Field("whisper-tiny.en", description="faster-whisper model: registry alias or CTranslate2 directory")
+    compute_type: str = Field("auto", description="CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA)")
+    beam_size: int = Field(5, ge=1)
+    language: Optional[str] = Field(None, description="language code, or None to detect (once per recording)")
+    vad_filter: bool = Field(
+        False, description="faster-whisper's own VAD inside each ASR window (off: the windows already are "
+        "hilbert's speech regions, and running silero again there cost ~10 % of ASR time for the same words)"
+    )
+    temperature_fallback: bool = Field(
+        True, description="re-decode at higher temperatures when a window looks like a failure (faster-whisper's default)"
+    )
+    condition_on_previous_text: bool = False
+    window_s: float = Field(30.0, gt=1.0, le=30.0, description="longest audio piece handed to Whisper at once")
+    batch_size: int = Field(8, ge=1, description="ASR windows per batch (batched pipeline on GPU)")
+    workers: int = Field(
+        0, ge=0, description="CPU: ASR windows transcribed at once, one thread each (0: one per usable core); "
+        "the words are the same as one at a time"
+    )
+
+
+class VadOptions(_Group):
+    """Silero voice activity -> speech regions (prepare/diarize/vad.py); ASR windows and the
+    vad-cluster diarizer both cut the recording at these regions."""
+
+    FLAT: ClassVar[dict[str, str]] = {"threshold": "vad_threshold"}
+
+    threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    min_speech_s: float = Field(0.25, ge=0.0)
+    min_silence_s: float = Field(0.3, ge=0.0)
+    speech_pad_s: float = Field(0.1, ge=0.0)
+
+    def regions_kwargs(self) -> dict[str, float]:
+        """Keyword arguments of `speech_regions`."""
+        return {"threshold": self.threshold, "min_speech_s": self.min_speech_s,
+                "min_silence_s": self.min_silence_s, "speech_pad_s": self.speech_pad_s}
+
+
+class DiarizationOptions(_Group):
+    """Who spoke when (prepare/diarize/): the backend and its settings."""
+
+    FLAT: ClassVar[dict[str, str]] = {"backend": "diarization", "model": "diarization_model",
+                                      "window_s": "diarization_window_s"}
+
+    backend: Literal["vad-cluster", "pyannote", "none"] = Field(
         "vad-cluster",
         description="vad-cluster: silero VAD + speaker encoder + clustering (offline default); "
         "pyannote: a pyannote.audio pipeline; none: one speaker, voice activity only",
     )
-    diarization_model: Optional[str] = Field(
+    model: Optional[str] = Field(
         None, description="pyannote pipeline: registry alias, hub id or local directory (default pyannote-community-1)"
     )
     speaker_encoder: str = Field("resemblyzer", description="speaker encoder of the vad-cluster backend")
@@ -48,18 +110,51 @@ class PrepareOptions(BaseModel):
         1.8, gt=1.0, description="vad-cluster: also split two clusters closer than cluster_threshold when their "
         "distance exceeds this many times their inner spread (two steady voices); None: absolute cut only"
     )
-    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    min_speech_s: float = Field(0.25, ge=0.0)
-    min_silence_s: float = Field(0.3, ge=0.0)
-    speech_pad_s: float = Field(0.1, ge=0.0)
     embed_window_s: float = Field(1.6, gt=0.2, description="vad-cluster: speaker-embedding window")
     embed_step_s: float = Field(0.8, gt=0.05, description="vad-cluster: hop between speaker-embedding windows")
-    diarization_window_s: float = Field(
+    window_s: float = Field(
         600.0, ge=30.0, description="pyannote: longest stretch diarized at once; speakers are linked across windows"
     )
     link_threshold: float = Field(
         0.6, gt=0.0, lt=2.0, description="pyannote: cosine distance under which window speakers are the same person"
     )
+
+    @model_validator(mode="after")
+    def _counts(self) -> "DiarizationOptions":
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError(f"min_speakers ({self.min_speakers}) > max_speakers ({self.max_speakers})")
+        if self.num_speakers and (
+            (self.min_speakers and self.num_speakers < self.min_speakers)
+            or (self.max_speakers and self.num_speakers > self.max_speakers)
+        ):
+            raise ValueError("num_speakers is outside min_speakers..max_speakers")
+        if self.embed_step_s > self.embed_window_s:
+            raise ValueError("embed_step_s must not exceed embed_window_s")
+        return self
+
+    @property
+    def one_speaker(self) -> bool:
+        """Speakers are not searched: `none`, or the count is fixed or capped at one."""
+        return self.backend == "none" or self.num_speakers == 1 or self.max_speakers == 1
+
+
+#: the nested components: field of PrepareOptions -> its model
+GROUPS: dict[str, type[_Group]] = {"asr": AsrOptions, "diarization": DiarizationOptions, "vad": VadOptions}
+
+
+class PrepareOptions(BaseModel):
+    """Everything that decides what `hilbert prepare` writes for a recording."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: flat names of the options that name a model to load (registry alias or local path): a
+    #: trained model's recorded values are checked before scoring loads anything
+    #: (registry.check_untrusted_reference); `flat()[name]` is the value
+    MODEL_FIELDS: ClassVar[tuple[str, ...]] = ("diarization_model", "speaker_encoder", "asr_model")
+
+    asr: AsrOptions = Field(default_factory=AsrOptions)
+    diarization: DiarizationOptions = Field(default_factory=DiarizationOptions)
+    vad: VadOptions = Field(default_factory=VadOptions)
 
     # --- target speaker
     speaker: str = Field(
@@ -71,26 +166,8 @@ class PrepareOptions(BaseModel):
         "model carries them): the speaker whose words match them best is the interviewer"
     )
 
-    # --- ASR
-    asr_model: str = Field("whisper-tiny.en", description="faster-whisper model: registry alias or CTranslate2 directory")
+    # --- shared by the components
     device: str = "auto"
-    compute_type: str = Field("auto", description="CTranslate2 compute type (auto: int8 on CPU, float16 on CUDA)")
-    beam_size: int = Field(5, ge=1)
-    language: Optional[str] = Field(None, description="language code, or None to detect (once per recording)")
-    vad_filter: bool = Field(
-        False, description="faster-whisper's own VAD inside each ASR window (off: the windows already are "
-        "hilbert's speech regions, and running silero again there cost ~10 % of ASR time for the same words)"
-    )
-    temperature_fallback: bool = Field(
-        True, description="re-decode at higher temperatures when a window looks like a failure (faster-whisper's default)"
-    )
-    condition_on_previous_text: bool = False
-    asr_window_s: float = Field(30.0, gt=1.0, le=30.0, description="longest audio piece handed to Whisper at once")
-    batch_size: int = Field(8, ge=1, description="ASR windows per batch (batched pipeline on GPU)")
-    asr_workers: int = Field(
-        0, ge=0, description="CPU: ASR windows transcribed at once, one thread each (0: one per usable core); "
-        "the words are the same as one at a time"
-    )
     cpu_threads: int = Field(
         0, ge=0, description="CPU threads for the models (CTranslate2 per ASR worker, torch); 0: one each on CPU "
         "for ASR and the vad-cluster speaker encoder (they run side by side), the libraries' defaults elsewhere. "
@@ -105,6 +182,30 @@ class PrepareOptions(BaseModel):
 
     # --- decoding
     chunk_s: float = Field(30.0, gt=0.5, le=600.0, description="decoded samples held per streaming step")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_keys(cls, data: Any) -> Any:
+        """Accept the flat (0.1) layout: `asr_model=...` becomes `asr.model`, a string
+        `diarization` is the backend. Flat keys win over a nested dict given beside them."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for group, model in GROUPS.items():
+            sub = data.get(group)
+            moved: dict[str, Any] = {}
+            if group == "diarization" and isinstance(sub, str):
+                moved["backend"], sub = data.pop(group), None
+            for field in model.model_fields:
+                flat = model.flat_name(field)
+                if flat != group and flat in data and flat not in cls.model_fields:
+                    moved[field] = data.pop(flat)
+            if not moved:
+                continue
+            if isinstance(sub, BaseModel):
+                sub = sub.model_dump()
+            data[group] = {**(sub or {}), **moved}
+        return data
 
     @field_validator("speaker")
     @classmethod
@@ -132,18 +233,9 @@ class PrepareOptions(BaseModel):
         return str(Path(v).expanduser().resolve())
 
     @model_validator(mode="after")
-    def _speakers(self) -> "PrepareOptions":
-        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
-            raise ValueError(f"min_speakers ({self.min_speakers}) > max_speakers ({self.max_speakers})")
-        if self.num_speakers and (
-            (self.min_speakers and self.num_speakers < self.min_speakers)
-            or (self.max_speakers and self.num_speakers > self.max_speakers)
-        ):
-            raise ValueError("num_speakers is outside min_speakers..max_speakers")
+    def _target(self) -> "PrepareOptions":
         if self.prompts is not None and self.speaker != "participant":
             raise ValueError("prompts are used only with speaker participant")
-        if self.embed_step_s > self.embed_window_s:
-            raise ValueError("embed_step_s must not exceed embed_window_s")
         return self
 
     @classmethod
@@ -158,9 +250,21 @@ class PrepareOptions(BaseModel):
             loc = ".".join(str(x) for x in err.get("loc", ())) or "options"
             raise ConfigError(f"prepare option {loc}: {err.get('msg')}") from None
 
+    def flat(self) -> dict[str, Any]:
+        """The flat (0.1) layout, JSON-ready: one key per option, as the CLI flags name them."""
+        out = self.model_dump(mode="json")
+        for group, model in GROUPS.items():
+            for field, value in out.pop(group).items():
+                out[model.flat_name(field)] = value
+        return out
+
     def hashed(self) -> dict:
-        """The options that change the output (input of the config hash)."""
-        out = {k: v for k, v in self.model_dump(mode="json").items() if k not in RUNTIME_ONLY}
+        """The options that change the output (input of the config hash): the flat layout, so
+        the hash of options that existed before the nesting is unchanged."""
+        out = {k: v for k, v in self.flat().items() if k not in RUNTIME_ONLY}
         if out.get("prompts") is None:
             out.pop("prompts", None)  # outputs made before the field existed keep their hash
         return out
+
+
+__all__ = ["AsrOptions", "DiarizationOptions", "GROUPS", "PrepareOptions", "RUNTIME_ONLY", "VadOptions"]

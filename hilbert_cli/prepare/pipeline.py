@@ -132,16 +132,16 @@ class Preparer:
         says otherwise: ASR works on the other cores meanwhile (`process`), and on a shared
         CPU torch's spinning OpenMP threads cost ~6x the CPU time for the same embeddings."""
         o = self.options
-        if o.cpu_threads == 0 and o.diarization == "vad-cluster" and self.device == "cpu":
+        if o.cpu_threads == 0 and o.diarization.backend == "vad-cluster" and self.device == "cpu":
             return o.model_copy(update={"cpu_threads": 1})
         return o
 
     @property
     def asr(self):
         if self._asr is None:
-            from .asr import WhisperASR
+            from .asr import load_asr
 
-            self._asr = WhisperASR(self.options, device=self.device)
+            self._asr = load_asr(self.options, device=self.device)
         return self._asr
 
     def release(self, which: str = "all") -> None:
@@ -175,7 +175,7 @@ class Preparer:
         from .transcripts import find_transcript
 
         o = self.options
-        if o.diarization != "vad-cluster" or self.device != "cpu":
+        if o.diarization.backend != "vad-cluster" or self.device != "cpu":
             return None
         # a transcript first: with one speaker or its own speakers it needs no diarizer at all
         if find_transcript(rec.path, rec.recording_id, o.transcripts, o.sidecars) is not None:
@@ -184,8 +184,7 @@ class Preparer:
             return None
         t = time.perf_counter()
         probs, n = self.diarizer.vad.file_probabilities(rec.path, o.chunk_s)
-        speech = speech_regions(probs, n, threshold=o.vad_threshold, min_speech_s=o.min_speech_s,
-                                min_silence_s=o.min_silence_s, speech_pad_s=o.speech_pad_s)
+        speech = speech_regions(probs, n, **o.vad.regions_kwargs())
         return probs, speech, n / SAMPLE_RATE, time.perf_counter() - t
 
     def _overlapped(self, rec: Recording, probs, speech, duration: float, vad_s: float) -> PreparedRecording:
@@ -198,7 +197,7 @@ class Preparer:
 
         o = self.options
         asr = self.asr  # loaded on this thread, before the diarizer's starts
-        windows = asr_windows(split_long(speech, probs, o.asr_window_s), o.asr_window_s, duration)
+        windows = asr_windows(split_long(speech, probs, o.asr.window_s), o.asr.window_s, duration)
         with ThreadPoolExecutor(1, thread_name_prefix="hilbert-diarize") as pool:
             stage1 = pool.submit(self.diarize, rec)
             t = time.perf_counter()
@@ -277,8 +276,8 @@ class Preparer:
         else:
             if asr_result is None:
                 probs = st.vad_probs
-                regions = split_long(speech, probs, o.asr_window_s) if probs is not None else speech
-                windows = asr_windows(regions, o.asr_window_s, duration)
+                regions = split_long(speech, probs, o.asr.window_s) if probs is not None else speech
+                windows = asr_windows(regions, o.asr.window_s, duration)
                 words, asr_info = self.asr.transcribe(rec.path, windows)
                 timings["asr"] = time.perf_counter() - t
             else:

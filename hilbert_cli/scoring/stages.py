@@ -53,7 +53,8 @@ def check_model_names(prep, emb, *, source: Path, untrusted_root: Path, embed_ke
     from ..embed.encoders import split_joined
     from ..registry import check_untrusted_reference
 
-    named = [(f"features_metadata.prepare.options.{f}", getattr(prep, f)) for f in prep.MODEL_FIELDS]
+    flat = prep.flat()
+    named = [(f"features_metadata.prepare.options.{f}", flat[f]) for f in prep.MODEL_FIELDS]
     for f in EMBED_MODEL_FIELDS:
         key, value = embed_keys.get(f, f"features_metadata.embed_options.{f}"), _dotted(emb, f)
         try:  # an `a+b` audio encoder names every part

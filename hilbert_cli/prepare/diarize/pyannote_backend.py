@@ -17,7 +17,7 @@ import numpy as np
 
 from ...audio import SAMPLE_RATE, iter_spans, stream_chunks
 from ...errors import ConfigError, ModelUnavailable
-from ..options import PrepareOptions
+from ..options import DiarizationOptions
 from .base import Diarization, merge_turns, torch_threads, union
 
 DEFAULT_PIPELINE = "pyannote-community-1"
@@ -63,11 +63,13 @@ def _unpack(output):
 class PyannoteDiarizer:
     name = "pyannote"
 
-    def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
+    def __init__(self, options: DiarizationOptions, *, device: str = "cpu", cpu_threads: int = 0,
+                 chunk_s: float = 30.0) -> None:
         import torch
 
         self.options = options
-        self.pipeline, self._prov = _load_pipeline(options.diarization_model or DEFAULT_PIPELINE)
+        self.cpu_threads, self.chunk_s = cpu_threads, chunk_s
+        self.pipeline, self._prov = _load_pipeline(options.model or DEFAULT_PIPELINE)
         self.device = device
         try:
             self.pipeline.to(torch.device(device))
@@ -92,20 +94,20 @@ class PyannoteDiarizer:
         if o.max_speakers:
             kw["max_speakers"] = o.max_speakers
         wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
-        with torch.inference_mode(), torch_threads(o.cpu_threads):
+        with torch.inference_mode(), torch_threads(self.cpu_threads):
             return _unpack(self.pipeline({"waveform": wav, "sample_rate": SAMPLE_RATE}, **kw))
 
     def diarize(self, path: str | Path) -> Diarization:
         o = self.options
-        total = sum(c.samples.size for c in stream_chunks(path, o.chunk_s))
+        total = sum(c.samples.size for c in stream_chunks(path, self.chunk_s))
         duration = total / SAMPLE_RATE
-        win = o.diarization_window_s
+        win = o.window_s
         n_win = max(1, int(np.ceil(duration / win)))
         spans = [(k * win, min(duration, (k + 1) * win)) for k in range(n_win)]
         centroids: list[np.ndarray | None] = []
         counts: list[float] = []
         turns: list[tuple[float, float, str]] = []
-        for k, samples in iter_spans(path, spans, chunk_s=o.chunk_s):
+        for k, samples in iter_spans(path, spans, chunk_s=self.chunk_s):
             if samples.size < SAMPLE_RATE // 2:
                 continue
             offset = spans[k][0]

@@ -21,7 +21,7 @@ import numpy as np
 
 from ...audio import SAMPLE_RATE, iter_spans
 from ...errors import ModelUnavailable
-from ..options import PrepareOptions
+from ..options import DiarizationOptions, VadOptions
 from .base import Diarization, merge_turns, relabel_by_first_appearance, torch_threads
 from .vad import SileroVad, speech_regions
 
@@ -291,17 +291,18 @@ def turns_from_windows(
 class VadClusterDiarizer:
     name = "vad-cluster"
 
-    def __init__(self, options: PrepareOptions, device: str = "cpu") -> None:
-        from . import one_speaker
-
+    def __init__(self, options: DiarizationOptions, vad: VadOptions | None = None, *, device: str = "cpu",
+                 cpu_threads: int = 0, chunk_s: float = 30.0) -> None:
         self.options = options
+        self.vad_options = vad or VadOptions()
+        self.chunk_s = chunk_s
         self.vad = SileroVad()
         self.encoder = None
-        if options.diarization == "vad-cluster" and not one_speaker(options):
-            self.encoder = ResemblyzerEncoder(device=device, threads=options.cpu_threads)
+        if options.backend == "vad-cluster" and not options.one_speaker:
+            self.encoder = ResemblyzerEncoder(device=device, threads=cpu_threads)
 
     def provenance(self) -> dict:
-        p = {"backend": self.options.diarization, "vad": self.vad.provenance()}
+        p = {"backend": self.options.backend, "vad": self.vad.provenance()}
         if self.encoder is not None:
             p["speaker_encoder"] = self.encoder.provenance()
         else:
@@ -313,11 +314,8 @@ class VadClusterDiarizer:
 
     def diarize(self, path: str | Path) -> Diarization:
         o = self.options
-        probs, n_samples = self.vad.file_probabilities(path, o.chunk_s)
-        regions = speech_regions(
-            probs, n_samples, threshold=o.vad_threshold, min_speech_s=o.min_speech_s,
-            min_silence_s=o.min_silence_s, speech_pad_s=o.speech_pad_s,
-        )
+        probs, n_samples = self.vad.file_probabilities(path, self.chunk_s)
+        regions = speech_regions(probs, n_samples, **self.vad_options.regions_kwargs())
         duration = n_samples / SAMPLE_RATE
         info = {"n_speech_regions": len(regions), "speech_s": round(sum(e - s for s, e in regions), 3)}
         if self.encoder is None or not regions:
@@ -327,7 +325,7 @@ class VadClusterDiarizer:
         embs = np.zeros((len(windows), self.encoder.dim), dtype=np.float32)
         batch_idx: list[int] = []
         batch: list[np.ndarray] = []
-        for i, clip in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=o.chunk_s):
+        for i, clip in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=self.chunk_s):
             batch_idx.append(i)
             batch.append(clip)
             if len(batch) >= 64:

@@ -1,0 +1,90 @@
+"""Nested prepare options: one model per component, the 0.1 flat layout still loads and hashes the same."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hilbert_cli.errors import ConfigError
+from hilbert_cli.prepare.options import AsrOptions, DiarizationOptions, PrepareOptions, VadOptions
+from hilbert_cli.prepare.pipeline import config_hash
+
+#: PrepareOptions of `hilbert demo` as hilbert 0.1 recorded them in a words table's metadata
+#: (flat layout), and the config hash 0.1 gave them: the work directories it wrote must resume
+FLAT_01 = {
+    "diarization": "vad-cluster", "diarization_model": None, "speaker_encoder": "resemblyzer", "num_speakers": 2,
+    "min_speakers": None, "max_speakers": None, "cluster_threshold": 0.45, "min_speaker_share": 0.1,
+    "spread_ratio": 1.8, "vad_threshold": 0.5, "min_speech_s": 0.25, "min_silence_s": 0.3, "speech_pad_s": 0.1,
+    "embed_window_s": 1.6, "embed_step_s": 0.8, "diarization_window_s": 600.0, "link_threshold": 0.6,
+    "speaker": "participant", "prompts": None, "asr_model": "whisper-tiny.en", "device": "cpu",
+    "compute_type": "auto", "beam_size": 1, "language": None, "vad_filter": False, "temperature_fallback": True,
+    "condition_on_previous_text": False, "asr_window_s": 30.0, "batch_size": 8, "asr_workers": 0, "cpu_threads": 0,
+    "transcripts": None, "sidecars": True, "chunk_s": 30.0,
+}
+HASH_01 = {"demo": "507f0bf0433017e1", "default": "08d9484922d6038d"}
+
+
+def test_the_01_flat_layout_loads_nested_and_keeps_its_hash():
+    opts = PrepareOptions.model_validate(FLAT_01)
+    assert opts.asr.model == "whisper-tiny.en" and opts.asr.beam_size == 1
+    assert opts.diarization.backend == "vad-cluster" and opts.diarization.num_speakers == 2
+    assert opts.vad.threshold == 0.5 and opts.speaker == "participant"
+    assert opts.flat() == FLAT_01
+    assert config_hash(opts) == HASH_01["demo"]
+    assert config_hash(PrepareOptions()) == HASH_01["default"]
+    # the nested form round-trips, and is what the flat keyword arguments build
+    nested = json.loads(opts.model_dump_json())
+    assert set(nested["asr"]) == set(AsrOptions.model_fields) and "asr_model" not in nested
+    assert PrepareOptions.model_validate(nested) == opts
+    assert PrepareOptions(diarization="vad-cluster", num_speakers=2, asr_model="whisper-tiny.en", beam_size=1,
+                          speaker="participant", device="cpu") == opts
+
+
+def test_flat_keys_win_over_a_nested_dict_beside_them():
+    """A recorded (nested) options dict edited with 0.1 keys, as an old tool would."""
+    nested = json.loads(PrepareOptions(num_speakers=2, asr_model="whisper-base").model_dump_json())
+    nested.update(diarization="pyannote", diarization_model="/some/pipeline", asr_window_s=20.0)
+    opts = PrepareOptions.model_validate(nested)
+    assert opts.diarization.backend == "pyannote" and opts.diarization.model == "/some/pipeline"
+    assert opts.asr.window_s == 20.0 and opts.asr.model == "whisper-base"  # the nested rest is kept
+    nested = json.loads(PrepareOptions(min_speakers=2).model_dump_json())
+    nested["max_speakers"] = 3
+    assert PrepareOptions.model_validate(nested).diarization.min_speakers == 2
+
+
+def test_runtime_options_stay_out_of_the_hash_output_options_change_it():
+    base = PrepareOptions()
+    assert config_hash(base) == config_hash(PrepareOptions(asr=AsrOptions(workers=3, batch_size=2), cpu_threads=1))
+    assert config_hash(base) != config_hash(PrepareOptions(asr=AsrOptions(beam_size=1)))
+    assert config_hash(base) != config_hash(PrepareOptions(vad=VadOptions(threshold=0.4)))
+    assert config_hash(base) != config_hash(PrepareOptions(diarization=DiarizationOptions(num_speakers=2)))
+
+
+def test_bad_values_are_one_line_errors_naming_the_nested_option():
+    with pytest.raises(ConfigError, match=r"diarization.*min_speakers \(3\) > max_speakers \(2\)"):
+        PrepareOptions.build(min_speakers=3, max_speakers=2)
+    with pytest.raises(ConfigError, match=r"asr\.beam_size"):
+        PrepareOptions.build(beam_size=0)
+    with pytest.raises(ConfigError, match="no_such_option"):
+        PrepareOptions.build(no_such_option=1)
+
+
+def test_each_component_gets_only_its_own_options():
+    from hilbert_cli.prepare.diarize import load_diarizer
+
+    d = load_diarizer(PrepareOptions(num_speakers=1, chunk_s=10.0, vad_threshold=0.4))
+    assert isinstance(d.options, DiarizationOptions) and isinstance(d.vad_options, VadOptions)
+    assert d.vad_options.threshold == 0.4 and d.chunk_s == 10.0 and d.encoder is None
+
+
+def test_a_trained_models_flat_prepare_options_still_rebuild(tmp_path):
+    """scoring/stages.py:stage_options reads the prepare options a model directory recorded (0.1: flat)."""
+    from types import SimpleNamespace
+
+    from hilbert_cli.scoring.stages import stage_options
+
+    meta = {"prepare": {"options": FLAT_01}, "embed_options": {"audio": "spec", "text": "allMiniLM6"}}
+    prep, _ = stage_options(meta, SimpleNamespace(device="cpu", transcripts=None), untrusted_root=tmp_path)
+    assert prep.asr.model == "whisper-tiny.en" and prep.diarization.num_speakers == 2
+    assert config_hash(prep) == HASH_01["demo"]
