@@ -110,15 +110,12 @@ _STAGES: list[Stage] = []
 
 def _init_worker(blob: bytes, threads: int) -> None:
     """Once per worker process: its thread budget, then its stages (no model loaded yet)."""
-    for var in THREAD_ENV:
-        os.environ[var] = str(threads)
-    try:
-        import torch
+    import sys
 
-        torch.set_num_threads(threads)
-        torch.set_num_interop_threads(1)
-    except (ImportError, RuntimeError):
-        pass
+    for var in THREAD_ENV:  # read by torch, NumPy's BLAS and OpenMP when they start
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:  # already started (a stage module imported it): tell it too
+        sys.modules["torch"].set_num_threads(threads)
     _STAGES[:] = [s.with_threads(threads) for s in pickle.loads(blob)]
 
 

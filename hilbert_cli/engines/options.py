@@ -1,16 +1,16 @@
-"""Typer options for choosing the engine, shared by `hilbert prepare`, `embed` and `score`.
+"""Typer options for choosing the engine (engines/runner.py: get_engine), shared by `hilbert prepare`, `embed` and `score`.
 
 A command adds them as annotated parameters and turns them into run_batch arguments::
 
     from ..engines.options import (EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt,
                                    RayNumGpusOpt, engine_settings)
 
-    def prepare(..., engine: EngineOpt = "local", ray_address: RayAddressOpt = None,
+    def prepare(..., engine: EngineOpt = "local", jobs: JobsOpt = 1, ray_address: RayAddressOpt = None,
                 ray_num_cpus: RayNumCpusOpt = None, ray_num_gpus: RayNumGpusOpt = None,
                 ray_concurrency: RayConcurrencyOpt = None):
         engine, engine_options = engine_settings(engine, ray_address, ray_num_cpus,
                                                  ray_num_gpus, ray_concurrency)
-        ... batch.run_batch(..., engine=engine, engine_options=engine_options)
+        ... prepare_recordings(..., engine=engine, engine_options=engine_options, jobs=jobs)
 
 Per-actor values take one number for every stage or ``STAGE=VALUE`` pairs, e.g.
 ``--ray-num-gpus score=1`` or ``--ray-concurrency prepare=6,score=2`` (``*=`` sets the rest).
@@ -34,6 +34,18 @@ EngineOpt = Annotated[
         envvar="HILBERT_ENGINE",
         metavar="local|ray",
         help="Where the batch runs: local (this process) or ray (a Ray cluster; needs pip install 'hilbert-cli\\[ray]').",
+        rich_help_panel=PANEL,
+    ),
+]
+JobsOpt = Annotated[
+    int,
+    typer.Option(
+        "--jobs",
+        "-j",
+        min=1,
+        envvar="HILBERT_JOBS",
+        help="With --engine local: recordings processed at once, each in its own worker process with its share "
+        "of the CPU cores (threads split so jobs x threads never exceeds them). Memory grows with N.",
         rich_help_panel=PANEL,
     ),
 ]
@@ -132,7 +144,7 @@ def engine_settings(
     ray_num_gpus: str | None = None,
     ray_concurrency: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """(engine, engine_options) for run_batch from the command-line values, validated.
+    """(engine, engine_options) for engines.runner.get_engine from the command-line values, validated.
 
     With --engine ray, checks that Ray is importable (one line naming the install command).
     """
