@@ -36,25 +36,14 @@ import pyarrow as pa
 from . import manifest
 from .console import console
 from .errors import ConfigError, DiskFull, InputError, disk_full_cause, disk_full_message, one_line
-from .parquet_io import read_metadata, read_table, write_table_atomic
+from .contracts.failures import read_error_rows, write_error_row
+from .parquet_io import read_metadata
 
 AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .mp3 .m4a .aac .ogg .oga .opus .webm .mp4 .m4b .mka .mkv .mov .wma "
     ".aif .aiff .aifc .amr .3gp .caf .au .snd .ac3".split()
 )
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list", ".tsv"})
-
-ERRORS_SCHEMA = pa.schema(
-    [
-        ("recording_id", pa.string()),
-        ("stage", pa.string()),
-        ("error_type", pa.string()),
-        ("message", pa.string()),
-        ("path", pa.string()),
-        ("time_utc", pa.string()),
-    ]
-)
-
 
 @dataclass(frozen=True, order=True)
 class Recording:
@@ -285,8 +274,7 @@ def write_error(out_root: Path, stage: str, rec: Recording, exc: BaseException) 
         "path": name_text(str(rec.path)),
         "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    table = pa.Table.from_pylist([row], schema=ERRORS_SCHEMA)
-    write_table_atomic(table, error_path(out_root, stage, rec.recording_id), {"stage": f"errors/{stage}"})
+    write_error_row(error_path(out_root, stage, rec.recording_id), row, stage)
     return row
 
 
@@ -324,10 +312,7 @@ def read_errors(out_root: Path, stage: str | None = None) -> pa.Table:
     d = Path(out_root) / "errors"
     if stage:
         d = d / stage
-    files = sorted(d.rglob("*.parquet")) if d.is_dir() else []
-    if not files:
-        return ERRORS_SCHEMA.empty_table()
-    return pa.concat_tables([read_table(f).select(ERRORS_SCHEMA.names).cast(ERRORS_SCHEMA) for f in files])
+    return read_error_rows(sorted(d.rglob("*.parquet")) if d.is_dir() else [])
 
 
 @dataclass

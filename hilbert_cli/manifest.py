@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ExitCode, InputError
-from .parquet_io import read_metadata, read_table, write_table_atomic
+from .contracts.manifest import MANIFEST_SCHEMA, ManifestMeta, read_manifest_parts, write_manifest_part  # noqa: F401
+from .parquet_io import read_metadata
 
 if TYPE_CHECKING:  # batch imports this module
     from .batch import BatchResult, Recording, Shard, Skipped
@@ -26,25 +27,6 @@ if TYPE_CHECKING:  # batch imports this module
 OK, NO_SPEECH, ERROR, IGNORED = "ok", "no_speech", "error", "ignored"
 STATUSES = (OK, NO_SPEECH, ERROR, IGNORED)
 MANIFEST_DIR = "manifest"
-
-MANIFEST_SCHEMA = pa.schema(
-    [
-        ("recording_id", pa.string()),
-        ("path", pa.string()),
-        ("stage", pa.string()),
-        ("status", pa.string()),
-        ("skipped", pa.bool_()),  # already done with the same options: not redone by this run
-        ("duration_s", pa.float64()),
-        ("n_words", pa.int64()),
-        ("n_speakers", pa.int64()),
-        ("n_segments", pa.int64()),
-        ("config_hash", pa.string()),
-        ("seconds", pa.float64()),  # wall seconds this run spent on the recording (0 when skipped)
-        ("error_type", pa.string()),
-        ("message", pa.string()),  # the error message, or why a file was ignored
-        ("shard", pa.string()),
-    ]
-)
 
 #: what a stage knows about one recording's output: duration_s, n_words, n_speakers,
 #: n_segments (None where the stage does not know), no_speech (True: nothing was said), and
@@ -176,10 +158,9 @@ def finish(result: "BatchResult", directory: Path, *, shard: "Shard | None" = No
     result.rows = rows
     d = Path(directory)
     path = d / part_name(shard)
-    table = pa.Table.from_pylist(rows, schema=MANIFEST_SCHEMA)
-    write_table_atomic(table, path, {"stage": f"manifest/{result.stage}", "shard": [k, n],
-                                     "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                     **dict(extra_meta or {})})
+    write_manifest_part(path, rows, ManifestMeta.current(
+        **{"stage": f"manifest/{result.stage}", "shard": [k, n],
+           "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **dict(extra_meta or {})}))
     for old in d.glob("part-*-of-*.parquet"):
         if not old.name.endswith(f"-of-{n}.parquet"):
             old.unlink(missing_ok=True)
@@ -194,7 +175,7 @@ def read_manifest(source: str | os.PathLike) -> pa.Table:
     files = sorted(f for f in p.glob("part-*-of-*.parquet")) if p.is_dir() else [p]
     if not files:
         raise InputError(f"{p}: no manifest parts (part-K-of-N.parquet) here")
-    table = pa.concat_tables([read_table(f).select(MANIFEST_SCHEMA.names).cast(MANIFEST_SCHEMA) for f in files])
+    table = read_manifest_parts(files)
     ids = table.column("recording_id").to_pylist()
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[0]

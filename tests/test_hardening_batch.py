@@ -232,7 +232,7 @@ def test_stale_temps_in_work_are_cleaned_at_start_live_ones_kept(tmp_path, live_
 def _assemble_setup(tmp_path: Path):
     """A score worker's state (schema, key, hash) and two finished score parts under WORK/score/KEY."""
     from hilbert_cli.scoring.pipeline import part_path
-    from hilbert_cli.scoring.schema import rows_to_table, scores_schema
+    from hilbert_cli.contracts.scores import rows_to_table, scores_schema
 
     schema = scores_schema({"affect": ["negative", "positive"]})
     worker = SimpleNamespace(schema=schema, options=SimpleNamespace(work_dir=tmp_path / "work"), key="m",

@@ -10,7 +10,7 @@ from hilbert_cli.errors import ConfigError, InputError
 from hilbert_cli.parquet_io import read_metadata, write_table_atomic
 from hilbert_cli.scoring.merge import merge_scores
 from hilbert_cli.scoring.pipeline import shard_output_path
-from hilbert_cli.scoring.schema import prob_column, rows_to_table, scores_schema
+from hilbert_cli.contracts.scores import prob_column, rows_to_table, scores_schema
 
 CLASSES = {"affect": ["neg", "pos"], "cohesion": ["1", "2", "3"]}
 

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Mapping, TypeVar
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .. import __version__
+from ..errors import InputError
 from ..parquet_io import read_metadata, write_table_atomic
 
 T = TypeVar("T", bound="TableMeta")
@@ -37,27 +38,43 @@ class TableMeta(BaseModel):
     stage: str = ""
     format_version: int = 1
 
+    @model_validator(mode="before")
     @classmethod
-    def from_metadata(cls: type[T], meta: Mapping[str, Any] | "TableMeta" | None) -> T:
-        """The model of a metadata dict as read from a file (legacy keys renamed; {} -> defaults)."""
+    def _rename_legacy_keys(cls, raw: Any) -> Any:
+        """0.1's key names -> today's (also for a block nested in another, e.g. features.prepare)."""
+        if not isinstance(raw, dict) or not any(old in raw for old in cls.LEGACY_KEYS):
+            return raw
+        out = dict(raw)
+        for old, new in cls.LEGACY_KEYS.items():
+            if old in out:
+                value = out.pop(old)
+                out.setdefault(new, value)
+        return out
+
+    @classmethod
+    def from_metadata(cls: type[T], meta: Mapping[str, Any] | "TableMeta" | None, *,
+                      source: str | os.PathLike = "metadata", error: type[Exception] = InputError,
+                      prefix: str = "") -> T:
+        """The model of a metadata dict as read from a file (legacy keys renamed; {} -> defaults).
+        A value of the wrong type is one `error` line naming `source` and the key."""
+        if isinstance(meta, cls):
+            return meta
         if isinstance(meta, TableMeta):
             meta = meta.to_metadata()
-        raw = dict(meta or {})
-        for old, new in cls.LEGACY_KEYS.items():
-            if old in raw:
-                value = raw.pop(old)
-                raw.setdefault(new, value)
-        return cls.model_validate(raw)
+        try:
+            return cls.model_validate(dict(meta or {}))
+        except ValidationError as exc:
+            raise error(f"{source}: {validation_line(exc, prefix)}") from None
 
     def to_metadata(self) -> dict[str, Any]:
         """The JSON-ready dict written under the ``hilbert`` key: the keys that were set (a
         writer's, or a file's as read: a block read and written again keeps exactly its keys)."""
-        return {"stage": self.stage, **self.model_dump(mode="json", exclude_unset=True)}
+        return {"stage": self.stage, **self.model_dump(exclude_unset=True)}
 
     @classmethod
     def read(cls: type[T], path: str | os.PathLike) -> T:
         """The metadata of a Parquet file as this model (InputError: not a readable Parquet file)."""
-        return cls.from_metadata(read_metadata(path))
+        return cls.from_metadata(read_metadata(path), source=path)
 
     def write_table(self, table: pa.Table, path: str | os.PathLike) -> Path:
         """Write `table` with this metadata, atomically (parquet_io.write_table_atomic)."""
@@ -67,3 +84,10 @@ class TableMeta(BaseModel):
     def current(cls: type[T], **fields: Any) -> T:
         """A model for a file this hilbert writes now (format_version = FORMAT_VERSION)."""
         return cls(format_version=cls.FORMAT_VERSION, **fields)
+
+
+def validation_line(exc: ValidationError, prefix: str = "") -> str:
+    """`key.sub: problem` of a pydantic error's first problem (one line)."""
+    err = exc.errors()[0]
+    loc = ".".join(str(x) for x in (prefix, *err.get("loc", ())) if x != "")
+    return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))

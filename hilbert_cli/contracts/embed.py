@@ -95,7 +95,7 @@ class EncoderInfo(BaseModel):
         return raw
 
     def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_unset=True)
+        return self.model_dump(exclude_unset=True)
 
 
 class VectorsMeta(TableMeta):

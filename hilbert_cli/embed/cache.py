@@ -19,7 +19,9 @@ import pyarrow as pa
 
 from ..batch import options_hash, output_path
 from ..errors import InputError
-from ..parquet_io import read_metadata, read_table, write_table_atomic
+from ..contracts.embed import SegmentsMeta, VectorsMeta, vectors_schema
+from ..contracts.base import TableMeta
+from ..parquet_io import read_table
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -46,18 +48,19 @@ def vectors_path(work_dir: Path, seg_key: str, enc_key: str, recording_id: str) 
     return output_path(Path(work_dir) / "embed" / "cache" / seg_key, enc_key, recording_id)
 
 
-def _valid(path: Path, source_hash: str) -> dict | None:
+def _valid(path: Path, source_hash: str, model: type[TableMeta]):
+    """The entry's metadata (as `model`) when it exists and was made from `source_hash`, else None."""
     if not path.is_file():
         return None
     try:
-        meta = read_metadata(path)
+        meta = model.read(path)
     except InputError:
         return None
-    return meta if meta.get("source_hash") == source_hash else None
+    return meta if getattr(meta, "source_hash", None) == source_hash else None
 
 
 def load_segments(path: Path, source_hash: str) -> pa.Table | None:
-    if _valid(path, source_hash) is None:
+    if _valid(path, source_hash, SegmentsMeta) is None:
         return None
     try:
         return read_table(path)
@@ -66,26 +69,27 @@ def load_segments(path: Path, source_hash: str) -> pa.Table | None:
 
 
 def save_segments(path: Path, table: pa.Table, source_hash: str, meta: dict) -> None:
-    write_table_atomic(table, path, {**meta, "stage": "embed/segments", "source_hash": source_hash})
+    """`meta`: recording_id, segment_options, signals, prepare_config_hash (SegmentsMeta)."""
+    SegmentsMeta.current(**meta, source_hash=source_hash).write_table(table, path)
 
 
 def load_vectors(path: Path, source_hash: str, n_segments: int) -> tuple[np.ndarray, dict] | None:
     """(vectors [n, dim] float32, encoder provenance) or None when absent / stale / wrong size."""
-    meta = _valid(path, source_hash)
+    meta = _valid(path, source_hash, VectorsMeta)
     if meta is None:
         return None
     try:
         t = read_table(path)
     except InputError:
         return None
-    dim = int(meta.get("dim", 0))
+    dim = meta.dim
     if t.num_rows != n_segments:
         return None
     col = t.column("embedding").combine_chunks()
     flat = col.flatten().to_numpy(zero_copy_only=False) if t.num_rows else np.zeros(0, np.float32)
     vecs = np.asarray(flat, dtype=np.float32).reshape(t.num_rows, dim)
     order = np.argsort(t.column("segment_index").to_numpy())
-    return vecs[order], meta.get("encoder", {})
+    return vecs[order], meta.encoder.to_dict()
 
 
 def fixed_list(vectors: np.ndarray, dim: int) -> pa.FixedSizeListArray:
@@ -95,5 +99,6 @@ def fixed_list(vectors: np.ndarray, dim: int) -> pa.FixedSizeListArray:
 
 def save_vectors(path: Path, vectors: np.ndarray, dim: int, source_hash: str, encoder: dict) -> None:
     n = vectors.shape[0]
-    t = pa.table({"segment_index": pa.array(np.arange(n, dtype=np.int32)), "embedding": fixed_list(vectors, dim)})
-    write_table_atomic(t, path, {"stage": "embed/cache", "source_hash": source_hash, "dim": dim, "encoder": encoder})
+    t = pa.Table.from_arrays([pa.array(np.arange(n, dtype=np.int32)), fixed_list(vectors, dim)],
+                             schema=vectors_schema(dim))
+    VectorsMeta.current(source_hash=source_hash, dim=dim, encoder=encoder).write_table(t, path)

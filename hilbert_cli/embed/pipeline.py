@@ -30,7 +30,9 @@ from ..batch import (BatchResult, Recording, Shard, discover_outputs, is_complet
                      select_shard)
 from ..engines.runner import run_batch
 from ..errors import InputError
-from ..parquet_io import read_metadata, read_table, write_table_atomic
+from ..contracts.embed import FEATURES_VERSION, FeaturesMeta, features_schema
+from ..contracts.prepare import PrepareMeta
+from ..parquet_io import read_table
 from . import cache
 from .doc_stats import document_stats
 from .options import EmbedOptions
@@ -56,20 +58,6 @@ def features_name(options: EmbedOptions) -> str:
 
 def features_dir(work_dir: Path, options: EmbedOptions) -> Path:
     return Path(work_dir) / "features" / features_name(options)
-
-
-def features_schema(d_a: int, d_t: int) -> pa.Schema:
-    return pa.schema([
-        ("recording_id", pa.string()),
-        ("segment_index", pa.int32()),
-        ("audio_embedding", pa.list_(pa.float32(), d_a)),
-        ("text_embedding", pa.list_(pa.float32(), d_t)),
-    ])
-
-
-#: what a features file holds beyond its vectors; 2: the `doc_stats` metadata. Part of the hash,
-#: so features written before are rewritten (from the vector cache) rather than reused without it
-FEATURES_VERSION = 2
 
 
 def config_hash(options: EmbedOptions, prepare_hash: str | None) -> str:
@@ -131,12 +119,13 @@ class Embedder:
         return self
 
     # ---------- steps ----------
-    def segment(self, words: pa.Table, prepare_meta: dict) -> pa.Table:
+    def segment(self, words: pa.Table, prepare_meta: dict | PrepareMeta) -> pa.Table:
+        prep = PrepareMeta.from_metadata(prepare_meta, source="prepare metadata")
         if not self.segmenter._emotion_loaded:
             self.segmenter.device = self.device  # the emotion classifier runs where the encoders do
-        src = prepare_meta.get("source_path")
+        src = prep.source_path
         audio = src if (self.options.segment.prosody and src and words.num_rows) else None
-        return self.segmenter.segment(words, audio_path=audio, recording_id=prepare_meta.get("recording_id"))
+        return self.segmenter.segment(words, audio_path=audio, recording_id=prep.recording_id)
 
     def embed_audio(self, segments: pa.Table, source_path: str | None) -> np.ndarray:
         enc = self.audio_encoder
@@ -178,11 +167,14 @@ class Embedder:
         return encoder_provenance(enc)
 
     # ---------- one recording ----------
-    def process(self, words: pa.Table, prepare_meta: dict, *, work_dir: Path | None = None) -> EmbeddedRecording:
-        rid = prepare_meta.get("recording_id")
+    def process(self, words: pa.Table, prepare_meta: dict | PrepareMeta, *,
+                work_dir: Path | None = None) -> EmbeddedRecording:
+        """`prepare_meta`: the words table's metadata (a dict as read, or PrepareMeta)."""
+        prep = PrepareMeta.from_metadata(prepare_meta, source="prepare metadata")
+        rid = prep.recording_id
         if rid is None:
             raise InputError("prepare metadata has no recording_id")
-        prep_hash = str(prepare_meta.get("config_hash"))
+        prep_hash = str(prep.config_hash)
         seg_source = options_hash({"prepare": prep_hash, "segment": self.seg_key})
         computed = {"segments": True, "audio": True, "text": True}
         segments = None
@@ -190,7 +182,7 @@ class Embedder:
         if seg_path is not None:
             segments = cache.load_segments(seg_path, seg_source)
         if segments is None:
-            segments = self.segment(words, prepare_meta)
+            segments = self.segment(words, prep)
             if seg_path is not None:
                 cache.save_segments(seg_path, segments, seg_source, {
                     "recording_id": rid, "segment_options": self.options.segment.model_dump(),
@@ -209,7 +201,7 @@ class Embedder:
                 computed[which] = False
                 continue
             if which == "audio":
-                vecs = self.embed_audio(segments, prepare_meta.get("source_path"))
+                vecs = self.embed_audio(segments, prep.source_path)
             else:
                 vecs = self.embed_text(segments)
             meta = self._encoder_meta(which)
@@ -227,36 +219,35 @@ class Embedder:
             ],
             schema=features_schema(d_a, d_t),
         )
-        metadata = {
-            "stage": STAGE,
-            "recording_id": rid,
-            "duration_s": prepare_meta.get("duration_s"),
-            "n_segments": n,
-            "config_hash": config_hash(self.options, prep_hash),
-            "audio_model": a_meta,
-            "text_model": t_meta,
-            "embed_options": self.options.model_dump(),
-            "segment_key": self.seg_key,
-            "segments_source_hash": seg_source,
-            "segmentation": self.segmenter.provenance(),
-            "prepare": prepare_meta,
-            "doc_stats": document_stats(words, n).to_dict(),  # docs/CONTRACTS.md "Document statistics"
-        }
+        metadata = FeaturesMeta.current(
+            recording_id=rid,
+            duration_s=prep.duration_s,
+            n_segments=n,
+            config_hash=config_hash(self.options, prep_hash),
+            audio_model=a_meta,
+            text_model=t_meta,
+            embed_options=self.options.model_dump(),
+            segment_key=self.seg_key,
+            segments_source_hash=seg_source,
+            segmentation=self.segmenter.provenance(),
+            prepare=prep,
+            doc_stats=document_stats(words, n).to_dict(),  # docs/CONTRACTS.md "Document statistics"
+        ).to_metadata()
         return EmbeddedRecording(segments, features, metadata, computed)
 
     def write(self, embedded: EmbeddedRecording, work_dir: Path) -> None:
         """Write the segments table (WORK/embed/segments/<seg_key>/) and the features file
         (WORK/features/<audio>__<text>/); atomic, features last (its presence marks the recording done)."""
-        rid = embedded.recording_id
-        meta = embedded.metadata
+        meta = FeaturesMeta.from_metadata(embedded.metadata, source="features metadata")
+        rid = meta.recording_id
         seg_path = cache.segments_path(work_dir, self.seg_key, rid)
-        if cache.load_segments(seg_path, meta["segments_source_hash"]) is None:
-            cache.save_segments(seg_path, embedded.segments, meta["segments_source_hash"], {
+        if cache.load_segments(seg_path, meta.segments_source_hash) is None:
+            cache.save_segments(seg_path, embedded.segments, meta.segments_source_hash, {
                 "recording_id": rid, "segment_options": self.options.segment.model_dump(),
-                "signals": meta.get("segmentation"), "prepare_config_hash": meta["prepare"].get("config_hash"),
+                "signals": meta.segmentation, "prepare_config_hash": meta.prepare.config_hash,
             })
         fdir = features_dir(work_dir, self.options)
-        write_table_atomic(embedded.features, output_path(fdir.parent, fdir.name, rid), meta)
+        meta.write_table(embedded.features, output_path(fdir.parent, fdir.name, rid))
 
 
 def check_models(options: EmbedOptions) -> None:
@@ -285,13 +276,12 @@ class _Process:
 
     def __call__(self, rec: Recording) -> float:
         words = read_table(rec.path)
-        meta = read_metadata(rec.path)
-        meta.setdefault("recording_id", rec.recording_id)
-        if meta["recording_id"] != rec.recording_id:
-            meta = {**meta, "recording_id": rec.recording_id}
+        meta = PrepareMeta.read(rec.path)
+        if meta.recording_id != rec.recording_id:
+            meta = meta.model_copy(update={"recording_id": rec.recording_id})
         emb = self.embedder.process(words, meta, work_dir=self.work_dir)
         self.embedder.write(emb, self.work_dir)
-        return float(meta.get("duration_s") or 0.0)
+        return float(meta.duration_s or 0.0)
 
 
 def _make_process(work_dir: str, options: dict) -> _Process:
@@ -319,7 +309,7 @@ def embed_work_dir(
 
     def is_done(rec: Recording) -> bool:
         try:
-            prep_hash = read_metadata(rec.path).get("config_hash")
+            prep_hash = PrepareMeta.read(rec.path).config_hash
         except InputError:
             return False
         return is_complete(output_path(fdir.parent, fdir.name, rec.recording_id), config_hash(options, prep_hash))

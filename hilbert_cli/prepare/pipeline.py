@@ -27,45 +27,17 @@ import pyarrow as pa
 from .. import batch, manifest
 from ..audio import SAMPLE_RATE, probe, stream_chunks
 from ..batch import BatchResult, Recording, Shard, Skipped
+from ..contracts.prepare import PREPARE_FORMAT_VERSION, TURNS_SCHEMA, WORDS_SCHEMA, PrepareMeta
 from ..engines.runner import run_batch
 from ..parquet_io import read_table, write_table_atomic
 from .assign import UNKNOWN, assign_speakers, choose_target
 from .options import PrepareOptions
 
 STAGE = "prepare"
-#: bump when the tables' meaning changes, so old outputs are redone
-SCHEMA_VERSION = 1
-
-WORDS_SCHEMA = pa.schema(
-    [
-        ("recording_id", pa.string()),
-        ("word_index", pa.int32()),
-        ("start_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("word", pa.string()),
-        ("probability", pa.float32()),
-        ("speaker", pa.string()),
-        ("is_target", pa.bool_()),
-        ("asr_segment", pa.int32()),
-        ("avg_logprob", pa.float32()),
-        ("no_speech_prob", pa.float32()),
-        ("compression_ratio", pa.float32()),
-    ]
-)
-TURNS_SCHEMA = pa.schema(
-    [
-        ("recording_id", pa.string()),
-        ("turn_index", pa.int32()),
-        ("speaker", pa.string()),
-        ("start_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("is_target", pa.bool_()),
-    ]
-)
 
 
 def config_hash(options: PrepareOptions) -> str:
-    return batch.options_hash({"stage": STAGE, "schema": SCHEMA_VERSION, "options": options.hashed()})
+    return batch.options_hash({"stage": STAGE, "schema": PREPARE_FORMAT_VERSION, "options": options.hashed()})
 
 
 def words_path(work_dir: Path, recording_id: str) -> Path:
@@ -331,34 +303,32 @@ class Preparer:
         )
         timings["assemble"] = time.perf_counter() - t
         speakers = sorted({k for _, _, k in turns} | set(w_spk))
-        metadata = {
-            "stage": STAGE,
-            "source_path": str(Path(rec.path).resolve()),
-            "recording_id": rid,
-            "duration_s": round(float(duration), 4),
-            "input": {"sample_rate": info.sample_rate, "channels": info.channels, "codec": info.codec,
-                      "container_duration_s": info.duration_s},
-            "options": self.options.model_dump(mode="json"),
-            "config_hash": self.config_hash,
-            "models": models,
-            "target_speaker": target_label,
-            "speaker_choice": o.speaker,
-            "participant_detection": detection,  # --speaker participant: the evidence (else None)
-            "speakers": [s for s in speakers if s],
-            "text_source": source,
-            "language": asr_info.get("language") if asr_info else None,
-            "diarization": diar_info,
-            "asr": asr_info,
-            "timings_s": {k: round(v, 3) for k, v in timings.items()},
-            "schema_version": SCHEMA_VERSION,
-        }
+        metadata = PrepareMeta.current(
+            source_path=str(Path(rec.path).resolve()),
+            recording_id=rid,
+            duration_s=round(float(duration), 4),
+            input={"sample_rate": info.sample_rate, "channels": info.channels, "codec": info.codec,
+                   "container_duration_s": info.duration_s},
+            options=self.options.model_dump(mode="json"),
+            config_hash=self.config_hash,
+            models=models,
+            target_speaker=target_label,
+            speaker_choice=o.speaker,
+            participant_detection=detection,  # --speaker participant: the evidence (else None)
+            speakers=[s for s in speakers if s],
+            text_source=source,
+            language=asr_info.get("language") if asr_info else None,
+            diarization=diar_info,
+            asr=asr_info,
+            timings_s={k: round(v, 3) for k, v in timings.items()},
+        ).to_metadata()
         return PreparedRecording(words_table, turns_table, metadata, float(duration), timings)
 
     def write(self, prepared: PreparedRecording, work_dir: Path) -> None:
         """Turns, then words (the words file marks the recording done); each atomically."""
-        rid = prepared.metadata["recording_id"]
-        write_table_atomic(prepared.turns, turns_path(work_dir, rid), {**prepared.metadata, "table": "turns"})
-        write_table_atomic(prepared.words, words_path(work_dir, rid), {**prepared.metadata, "table": "words"})
+        meta = PrepareMeta.from_metadata(prepared.metadata)
+        meta.for_table("turns").write_table(prepared.turns, turns_path(work_dir, meta.recording_id))
+        meta.for_table("words").write_table(prepared.words, words_path(work_dir, meta.recording_id))
 
 
 def _turns_from_words(starts, ends, speakers) -> list[tuple[float, float, str]]:

@@ -51,9 +51,10 @@ from ..batch import (
 from ..embed.doc_stats import document_stats
 from ..engines.runner import run_batch
 from ..errors import ConfigError, HilbertError, InputError, one_line
-from ..parquet_io import read_metadata, write_table_atomic
+from ..contracts.scores import (EMBEDDING_KEYS, ScorePartMeta, ScoresMeta, prob_column, rows_to_table,
+                                scores_schema)
+from ..parquet_io import write_table_atomic
 from .evidence import DEFAULT_TOP
-from .schema import EMBEDDING_KEYS, prob_column, rows_to_table, scores_schema
 
 STAGE = "score"
 
@@ -127,19 +128,9 @@ def load_bundle(model_dir: str | os.PathLike):
 
 
 def task_classes(bundle) -> dict[str, list[str]]:
-    """Class names per task, in the model's order."""
-    for attr in ("class_names", "classes", "label_maps"):
-        value = getattr(bundle, attr, None)
-        if isinstance(value, dict) and value:
-            return {t: list(value[t]) for t in bundle.tasks}
-    out = {}
-    for t in bundle.tasks:
-        m = bundle.models[t] if hasattr(bundle, "models") else None
-        names = getattr(m, "class_names", None) or getattr(getattr(m, "config", None), "class_names", None)
-        if names is None:
-            raise ConfigError(f"trained model: no class names for task '{t}'")
-        out[t] = list(names)
-    return out
+    """Class names per task, in the model's order (each task's config.json `class_names`,
+    validated at load)."""
+    return {t: list(bundle.models[t].class_names) for t in bundle.tasks}
 
 
 def model_key(bundle) -> str:
@@ -165,7 +156,7 @@ def score_config(bundle, options: ScoreOptions) -> dict[str, Any]:
     prep, emb = _stage_options(bundle, options)
     return {
         "model_id": bundle.model_id,
-        "model_version": str(getattr(bundle, "tool_version", "")),
+        "model_version": str(bundle.tool_version),
         "prepare": stages.prepare_hash(prep),
         "embed": stages.embed_hash(emb),
         "embeddings": bool(options.embeddings),
@@ -181,7 +172,7 @@ def part_is_done(path: Path, config_hash: str) -> bool:
     if not is_complete(path, config_hash):
         return False
     try:
-        return read_metadata(path).get("status") == "ok"
+        return ScorePartMeta.read(path).status == "ok"
     except InputError:
         return False
 
@@ -283,8 +274,8 @@ class ScoreWorker:
 
     def __call__(self, rec: Recording) -> float:
         path = part_path(self.options.work_dir, self.key, rec.recording_id)
-        meta = {"stage": "score", "config_hash": self.config_hash, "recording_id": rec.recording_id,
-                "score_config": self.config}
+        meta = ScorePartMeta.current(config_hash=self.config_hash, recording_id=rec.recording_id,
+                                     score_config=self.config)
         duration = None
         stage = "prepare"
         try:
@@ -311,13 +302,13 @@ class ScoreWorker:
             row = {
                 "recording_id": rec.recording_id, "status": "error", "duration_s": duration,
                 "tool_version": __version__, "model_id": str(self.bundle.model_id),
-                "model_version": str(getattr(self.bundle, "tool_version", "")),
+                "model_version": str(self.bundle.tool_version),
                 "error_stage": getattr(exc, "hilbert_stage", stage),
                 "error_type": exc.__class__.__name__, "error_message": one_line(exc),
             }
-            write_table_atomic(rows_to_table([row], self.schema), path, {**meta, "status": "error"})
+            meta.model_copy(update={"status": "error"}).write_table(rows_to_table([row], self.schema), path)
             raise
-        write_table_atomic(rows_to_table(rows, self.schema), path, {**meta, "status": "ok"})
+        meta.model_copy(update={"status": "ok"}).write_table(rows_to_table(rows, self.schema), path)
         return float(duration or 0.0)
 
     def _write_evidence(self, rec: Recording, preds, n_segments: int) -> None:
@@ -344,7 +335,7 @@ class ScoreWorker:
                 [float(x) for x in np.asarray(p.raw_probs, dtype=np.float64).ravel()],
                 "duration_s": None if duration is None else float(duration),
                 "model_id": str(self.bundle.model_id),
-                "model_version": str(getattr(self.bundle, "tool_version", "")),
+                "model_version": str(self.bundle.tool_version),
                 "tool_version": __version__,
             }
             for c, v in zip(names, probs):
@@ -388,7 +379,7 @@ def assemble(recordings: Iterable[Recording], worker: ScoreWorker, out_path: Pat
     schema = worker.schema
     out_path.parent.mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out_path.parent, recursive=False)  # left by a run killed while assembling
-    meta_schema = with_metadata(schema.empty_table(), {"stage": "scores", **extra_meta}).schema
+    meta_schema = with_metadata(schema.empty_table(), ScoresMeta.current(**extra_meta).to_metadata()).schema
     n = 0
 
     def write(tmp: str) -> None:

@@ -19,7 +19,10 @@ import pyarrow as pa
 
 from ..batch import Recording, is_complete, output_path
 from ..errors import ConfigError, InputError
-from ..parquet_io import read_metadata, read_table
+from ..contracts.base import validation_line
+from ..contracts.embed import FeaturesMeta
+from ..contracts.prepare import PrepareMeta
+from ..parquet_io import read_table
 
 
 #: EmbedOptions fields that name a model (dotted: nested options); "auto" / "off" name none
@@ -30,9 +33,7 @@ _NOT_A_MODEL = {"auto", "off"}
 def validation_error(source: str, key: str, exc: Exception) -> ConfigError:
     """A pydantic error on options recorded in a model config -> one line naming the file and key."""
     try:
-        err = exc.errors()[0]  # pydantic
-        loc = ".".join(str(x) for x in err.get("loc", ()))
-        msg = f"{key}.{loc}: {err.get('msg')}" if loc else f"{key}: {err.get('msg')}"
+        msg = validation_line(exc, key)  # pydantic
     except Exception:
         msg = f"{key}: {' '.join(str(exc).split())}"
     return ConfigError(f"{source}: {msg} (not valid for this version of hilbert; retrain the model with it)")
@@ -78,18 +79,17 @@ def stage_options(features_metadata: dict, options, *, source: Path | str = "tra
     from ..embed.options import EmbedOptions
     from ..prepare.options import PrepareOptions
 
-    fm = features_metadata or {}
-    prep_meta = fm.get("prepare") or {}
-    prep_raw = dict(prep_meta.get("options") or {})
-    emb_raw = dict(fm.get("embed_options") or {})
+    fm = FeaturesMeta.from_metadata(features_metadata, source=source, error=ConfigError, prefix="features_metadata")
+    prep_raw = dict(fm.prepare.options)
+    emb_raw = dict(fm.embed_options)
     embed_key, embed_keys = "features_metadata.embed_options", {}
     if not emb_raw:
         # older / hand-made features: rebuild from the encoder provenance
-        a, t = fm.get("audio_model") or {}, fm.get("text_model") or {}
-        if not a.get("alias") or not t.get("alias"):
+        a, t = fm.audio_model, fm.text_model
+        if a is None or t is None or not a.alias or not t.alias:
             raise ConfigError(f"{source}: features_metadata records no embed_options or encoder aliases; cannot "
                               "rebuild the features the model was trained on")
-        emb_raw = {"audio": a["alias"], "text": t["alias"]}
+        emb_raw = {"audio": a.alias, "text": t.alias}
         embed_key = "features_metadata.audio_model/text_model"
         embed_keys = {"audio": "features_metadata.audio_model.alias", "text": "features_metadata.text_model.alias"}
     try:
@@ -113,14 +113,9 @@ def stage_options(features_metadata: dict, options, *, source: Path | str = "tra
 
 
 def prepare_hash(prep) -> str:
-    from ..prepare import pipeline as pp
+    from ..prepare.pipeline import config_hash
 
-    fn = getattr(pp, "config_hash", None) or getattr(pp, "options_config_hash", None)
-    if fn is not None:
-        return str(fn(prep))
-    from ..batch import options_hash
-
-    return options_hash(prep.hashed())
+    return config_hash(prep)
 
 
 def embed_hash(emb) -> str:
@@ -168,33 +163,30 @@ class StageRunner:
 
     # -- prepare
     def words_path(self, rid: str) -> Path:
-        from ..prepare import pipeline as pp
+        from ..prepare.pipeline import words_path
 
-        fn = getattr(pp, "words_path", None)
-        if fn is not None:
-            return Path(fn(self.work_dir, rid))
-        return output_path(self.work_dir, "prepare/words", rid)
+        return words_path(self.work_dir, rid)
 
-    def prepare(self, rec: Recording) -> tuple[pa.Table, dict, float | None]:
+    def prepare(self, rec: Recording) -> tuple[pa.Table, PrepareMeta, float | None]:
         """(words table, prepare metadata, duration_s), from the cache or computed + written."""
         path = self.words_path(rec.recording_id)
         chash = prepare_hash(self.prep_options)
         if is_complete(path, chash):
             try:
-                meta = read_metadata(path)
+                meta = PrepareMeta.read(path)
                 words = read_table(path)
                 # the cached file must describe this very audio file
-                if Path(str(meta.get("source_path", ""))).resolve() == Path(rec.path).resolve():
+                if Path(str(meta.source_path or "")).resolve() == Path(rec.path).resolve():
                     self.computed["prepare"] = False
-                    return words, meta, meta.get("duration_s")
+                    return words, meta, meta.duration_s
             except InputError:
                 pass
         prepared = self.preparer.process(rec)
         self.preparer.write(prepared, self.work_dir)
         self.computed["prepare"] = True
-        meta = dict(prepared.metadata)
+        meta = PrepareMeta.from_metadata(prepared.metadata)
         # the duration as the written file records it, so a resumed run reports the same value
-        return prepared.words, meta, meta.get("duration_s", prepared.duration_s)
+        return prepared.words, meta, meta.duration_s if meta.duration_s is not None else prepared.duration_s
 
     # -- embed
     def features_path(self, rid: str) -> Path:
@@ -203,13 +195,13 @@ class StageRunner:
         fdir = features_dir(self.work_dir, self.embed_options)
         return output_path(fdir.parent, fdir.name, rid)
 
-    def embed(self, rec: Recording, words: pa.Table, prep_meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    def embed(self, rec: Recording, words: pa.Table, prep_meta: PrepareMeta | dict) -> tuple[np.ndarray, np.ndarray]:
         """(audio [n, d_a], text [n, d_t]) segment embeddings, from the cache or computed + written."""
         from ..embed.pipeline import config_hash
 
-        meta = {**prep_meta, "recording_id": rec.recording_id}
+        meta = PrepareMeta.from_metadata(prep_meta).model_copy(update={"recording_id": rec.recording_id})
         path = self.features_path(rec.recording_id)
-        chash = config_hash(self.embed_options, str(meta.get("config_hash")))
+        chash = config_hash(self.embed_options, str(meta.config_hash))
         table = None
         if is_complete(path, chash):
             try:

@@ -28,41 +28,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from ..contracts.embed import SEGMENTS_SCHEMA
 from .options import SegmentOptions
 from .signals import TextSignals, lexicon_signals, load_emotion
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*$")
 _COMMA_END = re.compile(r"[,;:—–-]+[\"'”’)\]]*$")
-
-SEGMENTS_SCHEMA = pa.schema(
-    [
-        ("recording_id", pa.string()),
-        ("segment_index", pa.int32()),
-        ("speaker", pa.string()),
-        ("start_s", pa.float64()),
-        ("end_s", pa.float64()),
-        ("text", pa.string()),
-        ("n_words", pa.int32()),
-        ("first_word", pa.int32()),  # word_index of the first word (prepare words table)
-        ("last_word", pa.int32()),  # word_index of the last word (inclusive)
-        ("cut_reason", pa.string()),  # why this segment starts: start|speaker|turn|pause|shift|max_words|max_s|length
-        ("change_score", pa.float32()),  # combined change score at its start (null for the first)
-        ("d_sentiment", pa.float32()),
-        ("d_polarity", pa.float32()),
-        ("d_subjectivity", pa.float32()),
-        ("d_emotion", pa.float32()),
-        ("d_pitch", pa.float32()),
-        ("d_energy", pa.float32()),
-        ("pause_s", pa.float32()),  # silence before its first word
-        ("sentiment", pa.float32()),  # word-weighted mean VADER compound
-        ("polarity", pa.float32()),
-        ("subjectivity", pa.float32()),
-        ("emotion", pa.string()),  # top emotion label (null without a classifier)
-        ("emotion_score", pa.float32()),
-        ("pitch_hz", pa.float32()),  # median F0 (null without audio / unvoiced)
-        ("energy_db", pa.float32()),
-    ]
-)
 
 SIGNALS = ("sentiment", "polarity", "subjectivity", "emotion", "pitch", "energy", "pause")
 

@@ -23,15 +23,13 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__
+from ..contracts.embed import FeaturesMeta
+from ..contracts.model_dir import CONFIG, FORMAT, WEIGHTS, ModelDirConfig
+from ..contracts.model_dir import MODEL_FORMAT_VERSION as FORMAT_VERSION
 from ..errors import ConfigError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "save_task_model", "load_model_dir", "TrainedBundle", "TaskPrediction",
            "TaskModel", "save_model_dir"]
-
-FORMAT = "hilbert-model"
-FORMAT_VERSION = 1
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
 
 
 def _atomic_bytes(path: Path, write) -> None:
@@ -49,18 +47,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _backbones(meta: dict, d_audio: int, d_text: int) -> dict:
-    def alias(v):
-        if isinstance(v, dict):
-            return v.get("alias") or v.get("name") or v.get("repo")
-        return v
-
-    models = meta.get("models") if isinstance(meta.get("models"), dict) else {}
-    audio = meta.get("audio_model") or models.get("audio") or models.get("audio_encoder")
-    text = meta.get("text_model") or models.get("text") or models.get("text_encoder")
-    return {"audio": alias(audio), "text": alias(text), "audio_dim": d_audio, "text_dim": d_text}
-
-
 def save_task_model(fitted, out_dir: str | Path, *, task: str, run_name: str, d_audio: int, d_text: int,
                     features_metadata: dict, recipe: Optional[dict] = None, train_config=None,
                     max_segments: Optional[int] = None, cv_summary: Optional[dict] = None,
@@ -75,31 +61,28 @@ def save_task_model(fitted, out_dir: str | Path, *, task: str, run_name: str, d_
     _atomic_bytes(out / WEIGHTS, lambda tmp: save_file(sd, tmp, metadata={"format": FORMAT,
                                                                        "format_version": str(FORMAT_VERSION)}))
     sha = _sha256(out / WEIGHTS)
-    cfg = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "tool_version": __version__,
-        "model_id": f"{run_name}/{task}@{sha[:12]}",
-        "run_name": run_name,
-        "task": task,
-        "variant": fitted.model_config.variant,
-        "class_names": list(fitted.class_names),
-        "label_map": {c: i for i, c in enumerate(fitted.class_names)},
-        "d_audio": d_audio,
-        "d_text": d_text,
-        "backbones": _backbones(features_metadata or {}, d_audio, d_text),
-        "max_segments": max_segments,
-        "model_config": fitted.model_config.model_dump(mode="json"),
-        "loss_config": fitted.loss_config.model_dump(mode="json"),
-        "train_config": train_config.model_dump(mode="json") if train_config is not None else None,
-        "epochs": fitted.epochs_run,
-        "n_train": n_train,
-        "cv": cv_summary,
-        "features_metadata": features_metadata or {},
-        "recipe": recipe,
-        "calibration": calibration,
-        "weights_sha256": sha,
-    }
+    cfg = ModelDirConfig(
+        model_id=f"{run_name}/{task}@{sha[:12]}",
+        run_name=run_name,
+        task=task,
+        variant=fitted.model_config.variant,
+        class_names=list(fitted.class_names),
+        label_map={c: i for i, c in enumerate(fitted.class_names)},
+        d_audio=d_audio,
+        d_text=d_text,
+        backbones=FeaturesMeta.from_metadata(features_metadata, source="features metadata").backbones(d_audio, d_text),
+        max_segments=max_segments,
+        model_config=fitted.model_config.model_dump(mode="json"),
+        loss_config=fitted.loss_config.model_dump(mode="json"),
+        train_config=train_config.model_dump(mode="json") if train_config is not None else None,
+        epochs=fitted.epochs_run,
+        n_train=n_train,
+        cv=cv_summary,
+        features_metadata=features_metadata or {},
+        recipe=recipe,
+        calibration=calibration,
+        weights_sha256=sha,
+    ).to_metadata()
     text = json.dumps(cfg, indent=2, sort_keys=False, default=str)
     _atomic_bytes(out / CONFIG, lambda tmp: Path(tmp).write_text(text))
     return out
@@ -170,7 +153,7 @@ def _is_int(v: object) -> bool:
 
 def _check_config(cfg_path: Path, cfg: dict) -> None:
     """The keys scoring relies on, checked once at load (not per recording): one line naming the key."""
-    from ..scoring.schema import prob_column
+    from ..contracts.scores import prob_column
 
     def bad(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{cfg_path}: {key} = {cfg.get(key)!r}: {problem}")
@@ -199,6 +182,20 @@ def _check_config(cfg_path: Path, cfg: dict) -> None:
         raise bad("features_metadata", "expected an object")
 
 
+def _typed_config(cfg_path: Path, cfg: dict) -> ModelDirConfig:
+    """config.json as ModelDirConfig (its features metadata typed too): one line naming the key."""
+    from pydantic import ValidationError
+
+    from ..contracts.base import validation_line
+
+    try:
+        typed = ModelDirConfig.from_metadata(cfg)
+        typed.features  # noqa: B018 - validates features_metadata
+    except ValidationError as exc:
+        raise ConfigError(f"{cfg_path}: {validation_line(exc)}") from None
+    return typed
+
+
 def _check_calibration(cfg_path: Path, cfg: dict) -> None:
     """A stored calibration map is data: a known method with finite parameters for the model's classes."""
     if cfg.get("calibration") is None:
@@ -213,14 +210,14 @@ def _check_calibration(cfg_path: Path, cfg: dict) -> None:
 
 def _check_dims(cfg_path: Path, cfg: dict, prep) -> None:
     """d_audio / d_text must be the widths the weights were fitted on (and the recorded encoders')."""
-    fm = cfg.get("features_metadata") or {}
+    fm = ModelDirConfig.from_metadata(cfg).features
     for key, side in (("d_audio", "audio"), ("d_text", "text")):
         fitted = int(prep.tensors[f"{side}_mean"].shape[0])
         if cfg[key] != fitted:
             raise ConfigError(f"{cfg_path}: {key} = {cfg[key]!r} does not match the weights "
                               f"({side} features of width {fitted})")
-        enc = fm.get(f"{side}_model")
-        dim = enc.get("dim") if isinstance(enc, dict) else None
+        enc = fm.audio_model if side == "audio" else fm.text_model
+        dim = enc.dim if enc is not None else None
         if dim is not None and dim != fitted:
             raise ConfigError(f"{cfg_path}: features_metadata.{side}_model.dim = {dim!r} does not match the weights "
                               f"({side} features of width {fitted})")
@@ -250,6 +247,7 @@ def _load_task_dir(d: Path, device: str) -> TaskModel:
                           f"(supports 1..{FORMAT_VERSION}; written by hilbert {cfg.get('tool_version')})")
     weights_sha = _verify_weights(cfg_path, w_path, cfg)
     _check_config(cfg_path, cfg)
+    _typed_config(cfg_path, cfg)
     try:
         mc = ModelConfig.model_validate(cfg.get("model_config"))
     except ValueError as exc:
@@ -291,10 +289,11 @@ class TrainedBundle:
         self.models = models
         self.device = device
         first = next(iter(models.values()))
-        self.tool_version: str = first.config.get("tool_version", "")
-        self.features_metadata: dict = first.config.get("features_metadata") or {}
-        self.backbones: dict = first.config.get("backbones") or {}
-        self.run_name: str = first.config.get("run_name", path.name)
+        cfg = ModelDirConfig.from_metadata(first.config)
+        self.tool_version: str = cfg.tool_version if "tool_version" in first.config else ""
+        self.features_metadata: dict = cfg.features_metadata
+        self.backbones: dict = cfg.backbones
+        self.run_name: str = cfg.run_name if cfg.run_name is not None else path.name
         digest = hashlib.sha256("".join(m.digest for m in models.values()).encode())
         self.model_id: str = f"{self.run_name}@{digest.hexdigest()[:12]}"
 
