@@ -179,3 +179,16 @@ def test_a_01_model_config_reads_typed_and_keeps_its_key_order():
     assert typed.features.audio_model.alias == "old"
     assert list(typed.to_metadata()) == CONFIG_01_KEYS
     assert typed.to_metadata() == cfg
+
+
+def test_a_model_config_with_a_mistyped_key_fails_at_load_in_one_line(tmp_path):
+    from hilbert_cli.errors import ConfigError
+    from hilbert_cli.training.checkpoint import _typed_config
+
+    cfg = {"format": "hilbert-model", "format_version": 1, "task": "t", "class_names": ["a"],
+           "features_metadata": {"n_segments": "many"}}
+    with pytest.raises(ConfigError, match=r"config.json: features_metadata.n_segments: ") as err:
+        _typed_config(tmp_path / "config.json", cfg)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"config.json: epochs: "):
+        _typed_config(tmp_path / "config.json", {**cfg, "features_metadata": {}, "epochs": "x"})

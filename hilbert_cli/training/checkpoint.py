@@ -190,9 +190,9 @@ def _typed_config(cfg_path: Path, cfg: dict) -> ModelDirConfig:
 
     try:
         typed = ModelDirConfig.from_metadata(cfg)
-        typed.features  # noqa: B018 - validates features_metadata
     except ValidationError as exc:
         raise ConfigError(f"{cfg_path}: {validation_line(exc)}") from None
+    FeaturesMeta.from_metadata(typed.features_metadata, source=cfg_path, error=ConfigError, prefix="features_metadata")
     return typed
 
 
