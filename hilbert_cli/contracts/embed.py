@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, model_validator

@@ -19,8 +19,8 @@ import pyarrow as pa
 
 from ..batch import options_hash, output_path
 from ..errors import InputError
-from ..contracts.embed import SegmentsMeta, VectorsMeta, vectors_schema
 from ..contracts.base import TableMeta
+from ..contracts.embed import SegmentsMeta, VectorsMeta, vectors_schema
 from ..parquet_io import read_table
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")

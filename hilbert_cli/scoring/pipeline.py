@@ -331,7 +331,7 @@ class ScoreWorker:
             row = {
                 "recording_id": rec.recording_id, "task": p.task, "status": "ok", "label": str(p.label),
                 "class_names": names, "probabilities": probs, "n_segments": int(n_segments),
-                "raw_probabilities": None if getattr(p, "raw_probs", None) is None else
+                "raw_probabilities": None if p.raw_probs is None else
                 [float(x) for x in np.asarray(p.raw_probs, dtype=np.float64).ravel()],
                 "duration_s": None if duration is None else float(duration),
                 "model_id": str(self.bundle.model_id),
