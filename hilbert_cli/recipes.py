@@ -4,8 +4,8 @@
     variants = ["hilbert", "transfer"]   # cross-validated side by side over the same folds
     [data]   features, labels, id_column, group_column   (or [data.synthetic])
     [[tasks]] name, column, classes | n_classes
-    [model]  ModelConfig     [loss] LossConfig     [train] TrainConfig
-    [compare]                optional, free-form (read by `hilbert compare`)
+    [model]  ModelConfig (nn/config.py)     [loss] LossConfig     [train] TrainConfig
+    [compare]                optional: CompareSection (evaluation/config.py, read by `hilbert compare`)
 
 Unknown keys, wrong types and missing files raise ConfigError with one line naming the
 file and the key path (e.g. ``recipes/x.toml: train.n_folds: Input should be a valid
@@ -20,9 +20,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, field_validator,
+                      model_validator)
 
 from .errors import ConfigError
+from .evaluation.config import CompareSection
 from .nn.config import ModelConfig, Variant
 from .training.config import LossConfig, SafeName, TrainConfig
 
@@ -125,9 +127,27 @@ class Recipe(_Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    #: read by `hilbert compare` (free-form here; that command validates it)
-    compare: Optional[dict[str, Any]] = None
+    #: read by `hilbert compare` (variants, ablation, sweep, statistics, diagnostics)
+    compare: Optional[CompareSection] = None
     _source: Optional[Path] = PrivateAttr(None)
+    #: the [compare] table as written, so a dumped recipe (summary.json, a model's config.json) says
+    #: what the file said rather than every default
+    _compare_raw: Optional[dict[str, Any]] = PrivateAttr(None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_compare_as_written(cls, data, handler):
+        recipe = handler(data)
+        if isinstance(data, dict) and isinstance(data.get("compare"), dict):
+            recipe._compare_raw = data["compare"]
+        return recipe
+
+    @field_serializer("compare")
+    def _dump_compare(self, section: Optional[CompareSection]):
+        if section is None:
+            return None
+        return self._compare_raw if self._compare_raw is not None else section.model_dump(mode="json",
+                                                                                          exclude_unset=True)
 
     @field_validator("model", mode="before")
     @classmethod

@@ -79,7 +79,7 @@ def test_auto_applies_a_map_only_where_it_helps_recordings_it_never_saw():
     """A temperature fitted on 30 well-calibrated predictions overfits them: auto leaves them raw;
     a 4x overconfident model's map helps out of sample, and auto applies it."""
     from hilbert_cli.training.calibration import cross_fitted_errors
-    from hilbert_cli.training.run import _use_calibration
+    from hilbert_cli.evaluation.train import _use_calibration
 
     def cal_of(scale, n, seed):
         logits, _, y = _known(n, 3, seed=seed)

@@ -11,7 +11,7 @@ from tests.fixtures_compare import tiny_dataset, tiny_model_config, tiny_train_c
 def test_ablation_runs_all_seven_combinations_over_identical_folds():
     from hilbert_cli.evaluation.ablation import ablation_configs, ablation_rows, combo_label, with_without_rows
     from hilbert_cli.evaluation.config import AblationSection
-    from hilbert_cli.evaluation.runner import CompareEngine, RunSpec
+    from hilbert_cli.evaluation.experiment import Experiment as CompareEngine, RunSpec
     from hilbert_cli.training.config import LossConfig
 
     ds = tiny_dataset()

@@ -11,7 +11,7 @@ from tests.fixtures_compare import INTERACTION_RECIPE, write_recipe
 
 
 def test_full_model_beats_both_maskings_on_interaction_task(tmp_path):
-    from hilbert_cli.evaluation.runner import run_compare
+    from hilbert_cli.evaluation.compare import run_compare
     from hilbert_cli.recipes import load_recipe
 
     path = write_recipe(tmp_path / "inter.toml", body=INTERACTION_RECIPE.format(out=tmp_path / "runs"))

@@ -128,7 +128,7 @@ def test_predictions_name_the_true_class_true_label_not_label(tmp_path):
     from types import SimpleNamespace
 
     from hilbert_cli.training.cv import CVResult
-    from hilbert_cli.training.report import write_predictions
+    from hilbert_cli.evaluation.train_report import write_predictions
 
     probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
     r = CVResult(task="t", variant="hilbert", class_names=["neg", "pos"], indices=np.arange(3),

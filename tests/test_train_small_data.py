@@ -68,7 +68,7 @@ def test_run_cv_inner_cv_trains_each_fold_for_the_chosen_epochs(data):
 
 def test_train_report_says_how_epochs_were_chosen(tmp_path):
     from hilbert_cli.recipes import load_recipe
-    from hilbert_cli.training.run import train_recipe
+    from hilbert_cli.evaluation.train import train_recipe
 
     recipe_path = tmp_path / "r.toml"
     recipe_path.write_text("""

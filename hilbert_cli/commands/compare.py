@@ -7,22 +7,24 @@ from typing import List, Optional
 
 import typer
 
+from .train import DeviceOpt, FeaturesOpt, LabelsOpt, RecipeArg, TasksOpt, ThreadsOpt
+
 PARTS = ("variants", "ablation", "sweep")
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def compare(
-        recipe: str = typer.Argument(..., help="Recipe TOML path, or a built-in recipe name (`hilbert recipes list`)."),
-        features: Optional[Path] = typer.Option(None, "--features", help="Override data.features (Parquet file or directory)."),
-        labels: Optional[Path] = typer.Option(None, "--labels", help="Override data.labels (CSV or Parquet)."),
+        recipe: RecipeArg,
+        features: FeaturesOpt = None,
+        labels: LabelsOpt = None,
         out: Optional[Path] = typer.Option(None, "--out", help="Report directory (default: <output_dir>/<compare.name or NAME_compare>)."),
-        tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated subset of the tasks."),
+        tasks: TasksOpt = None,
         only: Optional[str] = typer.Option(None, "--only", help="Comma-separated parts to run: variants, ablation, sweep (default: all)."),
         folds: Optional[int] = typer.Option(None, "--folds", help="Override train.n_folds (>= 2)."),
         n_boot: Optional[int] = typer.Option(None, "--n-boot", help="Override compare.stats.n_boot (bootstrap replicates)."),
-        device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N, mps."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (1 is fastest for small models on a busy CPU)."),
+        device: DeviceOpt = None,
+        threads: ThreadsOpt = None,
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace an earlier report in the same directory."),
         set_: List[str] = typer.Option([], "--set", help="Override any recipe key: --set compare.sweep.values=[0,1] (repeatable)."),
     ) -> None:
@@ -37,17 +39,15 @@ def register(app: typer.Typer) -> None:
         overrides = recipe_overrides(set_, features=features, labels=labels, folds=folds, device=device, threads=threads)
         if n_boot is not None:
             overrides.append(f"compare.stats.n_boot={int(n_boot)}")
-        rec = load_recipe(recipe, overrides=overrides, check_files=True)
         parts = tuple(p.strip() for p in only.split(",") if p.strip()) if only else PARTS
         bad = [p for p in parts if p not in PARTS]
         if bad:
             raise ConfigError(f"--only: unknown part(s) {', '.join(bad)} (choose from {', '.join(PARTS)})")
-        from ..evaluation.config import parse_compare
-        from ..evaluation.runner import run_compare
+        rec = load_recipe(recipe, overrides=overrides, check_files=True)
+        from ..evaluation.compare import compare as run_compare
 
-        section = parse_compare(rec.compare, str(getattr(rec, "_source", recipe)))
         task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-        run = run_compare(rec, section, out_dir=out, overwrite=overwrite, tasks=task_list, parts=parts)
+        run = run_compare(rec, out_dir=out, overwrite=overwrite, tasks=task_list, parts=parts)
         from .train import print_run_paths
 
         print_run_paths(run.run_dir)

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List, Optional
 
 import typer
+
+# the options train and compare share (one declaration each)
+RecipeArg = Annotated[str, typer.Argument(help="Recipe TOML path, or a built-in recipe name (`hilbert recipes list`).")]
+FeaturesOpt = Annotated[Optional[Path], typer.Option("--features", help="Override data.features (Parquet file or directory).")]
+LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Override data.labels (CSV or Parquet).")]
+TasksOpt = Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated subset of the recipe's tasks.")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N, mps.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", help="torch CPU threads (1 is fastest for small models on a busy CPU).")]
 
 
 def recipe_overrides(set_, *, features=None, labels=None, folds=None, device=None, threads=None) -> list[str]:
@@ -27,16 +36,16 @@ def recipe_overrides(set_, *, features=None, labels=None, folds=None, device=Non
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        recipe: str = typer.Argument(..., help="Recipe TOML path, or a built-in recipe name (`hilbert recipes list`)."),
-        features: Optional[Path] = typer.Option(None, "--features", help="Override data.features (Parquet file or directory)."),
-        labels: Optional[Path] = typer.Option(None, "--labels", help="Override data.labels (CSV or Parquet)."),
+        recipe: RecipeArg,
+        features: FeaturesOpt = None,
+        labels: LabelsOpt = None,
         out: Optional[Path] = typer.Option(None, "--out", help="Run directory (default: <output_dir>/<name> from the recipe)."),
         name: Optional[str] = typer.Option(None, "--name", help="Override the recipe name (and so the run directory)."),
         variants: Optional[str] = typer.Option(None, "--variants", help="Comma-separated subset/override of the recipe's variants."),
-        tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated subset of the recipe's tasks."),
+        tasks: TasksOpt = None,
         folds: Optional[int] = typer.Option(None, "--folds", help="Override train.n_folds (0 = final model only)."),
-        device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N, mps."),
-        threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+        device: DeviceOpt = None,
+        threads: ThreadsOpt = None,
         final: Optional[bool] = typer.Option(
             None, "--final/--no-final", help="Also train the final per-task models on all data (default: the recipe's "
             "train.final_model)."),
@@ -53,10 +62,10 @@ def register(app: typer.Typer) -> None:
         if variants is not None:
             overrides.append("variants=[" + ", ".join(_q(v.strip()) for v in variants.split(",") if v.strip()) + "]")
         rec = load_recipe(recipe, overrides=overrides, check_files=True)
-        from ..training.run import train_recipe
+        from ..evaluation.train import train as run_train
 
         task_list = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-        run = train_recipe(rec, out_dir=out, overwrite=overwrite, tasks=task_list, final=final)
+        run = run_train(rec, out_dir=out, overwrite=overwrite, tasks=task_list, final=final)
         print_run_paths(run.run_dir, models=bool(run.final_models))
 
 

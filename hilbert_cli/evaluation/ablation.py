@@ -17,7 +17,7 @@ from ..training.config import LossConfig
 from .config import LOSSES, AblationSection, ablation_combos
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner import RunResult
+    from .experiment import RunResult
 
 __all__ = ["combo_label", "ablation_weights", "ablation_configs", "ablation_rows", "with_without_rows"]
 

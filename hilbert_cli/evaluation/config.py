@@ -1,4 +1,4 @@
-"""The `[compare]` section of a recipe (read by `hilbert compare`).
+"""The `[compare]` section of a recipe: typed (Recipe.compare), read by `hilbert compare`.
 
     [compare]
     name = "parent_compare"              # run directory <output_dir>/<name> (default <recipe>_compare)
@@ -152,10 +152,13 @@ class CompareSection(_Strict):
         return [VariantSpec(name=v, variant=v) if isinstance(v, str) else v for v in items]
 
 
-def parse_compare(raw: Optional[dict], source: str = "recipe") -> CompareSection:
-    """Validate a recipe's `compare` table -> CompareSection (ConfigError naming the key path)."""
+def parse_compare(raw: Union[dict, CompareSection, None], source: str = "recipe") -> CompareSection:
+    """Validate a recipe's `compare` table -> CompareSection (ConfigError naming the key path).
+    A Recipe's `compare` is already one (load_recipe validates it with the rest of the recipe)."""
     from ..recipes import format_validation_error
 
+    if isinstance(raw, CompareSection):
+        return raw
     try:
         return CompareSection.model_validate(raw or {})
     except ValidationError as exc:

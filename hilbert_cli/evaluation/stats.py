@@ -5,7 +5,8 @@ produced by a model that never saw that recording. Units of resampling are recor
 groups (speaker / family) when the evaluation is grouped, so a bootstrap never treats two
 recordings of one subject as independent evidence.
 
-- ``macro_auc``             one-vs-rest macro AUC (binary: AUC of the positive class).
+- ``macro_auc``             one-vs-rest macro AUC: the one implementation, scikit-learn's
+                            (training/metrics.py), re-exported here.
 - ``bootstrap_auc_ci``      95 % percentile interval of the pooled OOF AUC, bootstrap over
                             recordings (or groups).
 - ``fold_auc_ci``           interval across folds: mean fold AUC with a t interval whose variance
@@ -28,6 +29,12 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from ..training.metrics import macro_auc
+
+__all__ = ["macro_auc", "AucInterval", "bootstrap_auc_ci", "fold_auc_ci", "PairedTest", "delong_test",
+           "paired_bootstrap_test", "corrected_fold_ttest", "paired_test", "holm", "compare_all",
+           "MULTIPLE_COMPARISONS_NOTE"]
 
 ALPHA = 0.05
 
@@ -68,17 +75,12 @@ def _weighted_auc(pos: np.ndarray, score: np.ndarray, weights: np.ndarray) -> np
 
 
 def _macro_auc_weighted(y: np.ndarray, probs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The bootstrap's kernel: macro AUC under many resampling weights at once ([B] from [B, N]).
+    Not a second metric: with unit weights it is metrics.macro_auc (tests/test_compare_stats.py)."""
     per = [_weighted_auc(pos, sc, weights) for pos, sc in _class_scores(y, probs)]
     per = np.stack(per)  # [C, B]
     # a replicate missing any class is undefined for the macro average (like sklearn)
     return per.mean(axis=0)
-
-
-def macro_auc(y, probs) -> float:
-    """One-vs-rest macro AUC (binary: AUC of class 1). NaN when a class has no recording."""
-    y = np.asarray(y)
-    p = _as_probs(probs)
-    return float(_macro_auc_weighted(y, p, np.ones((1, len(y))))[0])
 
 
 def _replicate_weights(n: int, groups, n_boot: int, seed: int) -> np.ndarray:

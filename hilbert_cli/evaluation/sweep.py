@@ -13,7 +13,7 @@ from ..training.config import LossConfig
 from .config import SweepSection
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .runner import RunResult
+    from .experiment import RunResult
 
 __all__ = ["sweep_configs", "sweep_rows", "plot_sweep"]
 

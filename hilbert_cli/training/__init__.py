@@ -1,4 +1,4 @@
-"""HILBERT training: data loading + padding, splits, trainer, cross-validation, reports, checkpoints.
+"""HILBERT training: data loading + padding, splits, trainer, cross-validation, baselines, checkpoints.
 
 Public API (imported lazily so `hilbert --help` never imports torch):
 
@@ -7,7 +7,9 @@ Public API (imported lazily so `hilbert --help` never imports torch):
     run_cv(dataset, task, model_config, train_config, splits, loss_config=None) -> CVResult
     fit_model(...) -> FittedModel
     load_model_dir(path) -> TrainedBundle;  TrainedBundle.predict(audio_emb, text_emb)
-    train_recipe(recipe, ...) -> TrainRun     # what `hilbert train` runs
+
+A recipe's experiments (`hilbert train`, `hilbert compare`: folds, runs, reports) are one
+layer up, in hilbert_cli/evaluation/.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ _EXPORTS = {
     "fit_model": "trainer", "FittedModel": "trainer", "compute_loss": "objective", "predict": "trainer",
     "run_cv": "cv", "CVResult": "cv", "macro_auc": "metrics", "fold_auc": "metrics",
     "load_model_dir": "checkpoint", "save_model_dir": "checkpoint", "TrainedBundle": "checkpoint",
+    "load_model": "predictor", "Model": "predictor", "Predictions": "predictor",
     "TaskPrediction": "checkpoint",
     "make_synthetic": "synthetic", "write_synthetic": "synthetic",
-    "train_recipe": "run", "TrainRun": "run",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -8,12 +8,15 @@ __all__ = ["macro_auc", "fold_auc", "roc_curves"]
 
 
 def macro_auc(y: np.ndarray, probs: np.ndarray) -> float:
-    """Binary: ROC AUC of P(class 1). Multi-class: mean over classes of the one-vs-rest AUC,
-    over the classes that have both positives and negatives in y (NaN if none)."""
+    """Binary: ROC AUC of P(class 1) (probs [n, 2], or [n] = P(class 1)). Multi-class: mean over
+    classes of the one-vs-rest AUC, over the classes that have both positives and negatives in y
+    (NaN if none). The one AUC of the package: train, compare and the diagnostics all use it."""
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y)
     probs = np.asarray(probs, np.float64)
+    if probs.ndim == 1:
+        probs = np.stack([1.0 - probs, probs], axis=1)
     n_classes = probs.shape[1]
     if n_classes == 2:
         if len(np.unique(y)) < 2:

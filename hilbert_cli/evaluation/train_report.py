@@ -1,4 +1,5 @@
-"""Run outputs: metrics.parquet, predictions.parquet, summary.json, report.md and PNG plots."""
+"""`hilbert train`'s outputs: metrics.parquet, predictions.parquet, summary.json, the PNG plots and
+the report's sections (written by the one report writer, report.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import numpy as np
 
 from .. import __version__
 from ..parquet_io import write_table_atomic
-from .cv import CVResult
-from .metrics import roc_curves
+from ..training.cv import CVResult
+from ..training.metrics import roc_curves
+from .report import Section, write_report
 
-__all__ = ["write_metrics", "write_predictions", "summary_rows", "write_report", "plot_task"]
+__all__ = ["write_metrics", "write_predictions", "summary_rows", "train_sections", "write_train_report", "plot_task",
+           "write_summary"]
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -137,15 +140,15 @@ def _epoch_choice(tc) -> str:
     return "by early stopping on an inner split of each training fold"
 
 
-def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, final_models: dict,
-                 plots: dict[str, list[Path]], seconds: float, grouped: bool, device: str,
-                 extra_notes: Optional[list[str]] = None, diagnostics_md: Optional[str] = None) -> Path:
+def train_sections(*, recipe, results: Sequence[CVResult], dataset, final_models: dict,
+                   plots: dict[str, list[Path]], seconds: float, grouped: bool, device: str,
+                   extra_notes: Optional[list[str]] = None, diagnostics_md: Optional[str] = None) -> list[Section]:
+    """The training report's sections: setup, AUC by task and variant (baselines beside the model),
+    class counts, plots, per-fold AUC, diagnostics, final models, calibration, notes."""
     tasks = list(dict.fromkeys(r.task for r in results)) or [t.name for t in recipe.tasks]
     variants = list(dict.fromkeys(r.variant for r in results)) or list(recipe.variants)
     by = {(r.task, r.variant): r for r in results}
-    lines = [f"# {recipe.name}: cross-validated results", ""]
-    if recipe.description:
-        lines += [recipe.description, ""]
+    lines = [recipe.description, ""] if recipe.description else []
     src = "synthetic features" if recipe.data.synthetic is not None else f"`{recipe.data.features}`"
     n_folds = max((len(r.fold_aucs) for r in results), default=0)
     lines += [
@@ -162,8 +165,9 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
         f"loss weights contrastive {recipe.loss.contrastive}, CKA {recipe.loss.cka}, MI {recipe.loss.mi}",
         f"- hilbert {__version__}, device {device}, {seconds:.1f} s in all",
         "",
-        "## AUC by task and variant (mean ± std over folds; pooled out-of-fold AUC in brackets)",
-        "",
+    ]
+    out = [Section(None, lines)]
+    lines = [
         "| task | classes | n | " + " | ".join(variants) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in variants) + " |",
     ]
@@ -188,49 +192,61 @@ def write_report(path: Path, *, recipe, results: Sequence[CVResult], dataset, fi
               "baselines on the same folds (hilbert_cli/training/baselines.py): `linear` on each recording's "
               "mean and std of its segment features, `length-only` on its document statistics alone (speaking "
               "time, rate, pauses, turns; log segment count where the features carry none).", ""]
-    lines += ["## Class counts", "", "| task | " + "counts |", "| --- | --- |"]
+    out.append(Section("AUC by task and variant (mean ± std over folds; pooled out-of-fold AUC in brackets)", lines))
+    lines = ["| task | " + "counts |", "| --- | --- |"]
     for t in tasks:
         y = dataset.labels[t][dataset.labels[t] >= 0]
         counts = np.bincount(y, minlength=len(dataset.class_names[t]))
         lines.append(f"| {t} | " + ", ".join(f"{c}: {k}" for c, k in zip(dataset.class_names[t], counts)) + " |")
-    lines += ["", "## Plots", ""]
+    out.append(Section("Class counts", lines + [""]))
+    lines = []
     for t in tasks:
         for p in plots.get(t, []):
             lines.append(f"![{p.stem}]({p.name})")
         lines.append("")
-    lines += ["## Per-fold AUC", "", "| task | variant | folds (AUC × 100) |", "| --- | --- | --- |"]
+    out.append(Section("Plots", lines))
+    lines = ["| task | variant | folds (AUC × 100) |", "| --- | --- | --- |"]
     for r in results:
         lines.append(f"| {r.task} | {r.variant} | " + " ".join(_fmt(100 * a, 1) for a in r.fold_aucs) + " |")
+    out.append(Section("Per-fold AUC", lines + [""]))
     if diagnostics_md:
-        lines += ["", "## Diagnostics on the test folds (means over folds)", "",
-                  "CKA and InfoNCE MI between the latent views; MoE gate weight per expert; AUC with one "
-                  "modality masked (audio-only = text masked).", "", diagnostics_md]
+        out.append(Section("Diagnostics on the test folds (means over folds)", [
+            "CKA and InfoNCE MI between the latent views; MoE gate weight per expert; AUC with one "
+            "modality masked (audio-only = text masked).", "", diagnostics_md, ""]))
     if final_models:
-        lines += ["", "## Final models (trained on all labelled recordings)", "",
-                  "| task | variant | epochs | n | directory |", "| --- | --- | --- | --- | --- |"]
-        for t, info in final_models.items():
-            lines.append(f"| {t} | {info['variant']} | {info['epochs']} | {info['n']} | `{info['dir']}` |")
-        cals = {t: info["calibration"] for t, info in final_models.items() if info.get("calibration")}
-        if cals:
-            lines += ["", "## Calibration of the scores", "",
-                      "A map fitted on the final variant's out-of-fold probabilities (Platt for two classes, "
-                      "temperature scaling for more); where it is applied, `hilbert score` writes calibrated "
-                      "probabilities and keeps the raw ones in `raw_probabilities`. Expected calibration error (10 "
-                      "bins, top label) and Brier score; *cross-fitted* = each fold calibrated by a map fitted on the "
-                      "other folds, the honest figure, which decides whether the map is applied "
-                      f"(train.calibration = {recipe.train.calibration}).",
-                      "", "| task | method | ECE raw | ECE calibrated (in-sample) | ECE cross-fitted | Brier raw | "
-                      "Brier cross-fitted | applied |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-            for t, c in cals.items():
-                lines.append(f"| {t} | {c['method']} | {_fmt(c['ece_raw'])} | {_fmt(c['ece_calibrated'])} | "
-                             f"{_fmt(c.get('ece_cross_fitted', float('nan')))} | {_fmt(c['brier_raw'])} | "
-                             f"{_fmt(c.get('brier_cross_fitted', float('nan')))} | "
-                             f"{'yes' if final_models[t].get('calibration_applied') else 'no'} |")
+        out += _final_model_sections(final_models, recipe.train.calibration)
     if extra_notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in extra_notes]
-    lines.append("")
-    path.write_text("\n".join(lines))
-    return path
+        out.append(Section("Notes", [f"- {n}" for n in extra_notes] + [""]))
+    return out
+
+
+def _final_model_sections(final_models: dict, calibration_mode: str) -> list[Section]:
+    lines = ["| task | variant | epochs | n | directory |", "| --- | --- | --- | --- | --- |"]
+    for t, info in final_models.items():
+        lines.append(f"| {t} | {info['variant']} | {info['epochs']} | {info['n']} | `{info['dir']}` |")
+    out = [Section("Final models (trained on all labelled recordings)", lines + [""])]
+    cals = {t: info["calibration"] for t, info in final_models.items() if info.get("calibration")}
+    if cals:
+        lines = ["A map fitted on the final variant's out-of-fold probabilities (Platt for two classes, "
+                 "temperature scaling for more); where it is applied, `hilbert score` writes calibrated "
+                 "probabilities and keeps the raw ones in `raw_probabilities`. Expected calibration error (10 "
+                 "bins, top label) and Brier score; *cross-fitted* = each fold calibrated by a map fitted on the "
+                 "other folds, the honest figure, which decides whether the map is applied "
+                 f"(train.calibration = {calibration_mode}).",
+                 "", "| task | method | ECE raw | ECE calibrated (in-sample) | ECE cross-fitted | Brier raw | "
+                 "Brier cross-fitted | applied |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for t, c in cals.items():
+            lines.append(f"| {t} | {c['method']} | {_fmt(c['ece_raw'])} | {_fmt(c['ece_calibrated'])} | "
+                         f"{_fmt(c.get('ece_cross_fitted', float('nan')))} | {_fmt(c['brier_raw'])} | "
+                         f"{_fmt(c.get('brier_cross_fitted', float('nan')))} | "
+                         f"{'yes' if final_models[t].get('calibration_applied') else 'no'} |")
+        out.append(Section("Calibration of the scores", lines + [""]))
+    return out
+
+
+def write_train_report(path: Path, *, recipe, **kw) -> Path:
+    """report.md of a training run (see train_sections for the keywords)."""
+    return write_report(path, f"{recipe.name}: cross-validated results", train_sections(recipe=recipe, **kw))
 
 
 def write_summary(path: Path, rows: list[dict], extra: dict) -> Path:
