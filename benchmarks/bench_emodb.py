@@ -97,7 +97,7 @@ def write_corpus(emodb: Path, out: Path, per_speaker: int, seed: int = 0) -> tup
 def prepare(wav_dir: Path, tr_dir: Path, work: Path) -> float:
     from hilbert_cli.batch import discover
     from hilbert_cli.prepare.options import PrepareOptions
-    from hilbert_cli.prepare.pipeline import prepare_recordings
+    from hilbert_cli.prepare import prepare_recordings
 
     t = time.perf_counter()
     recs, _ = discover(wav_dir)

@@ -99,7 +99,7 @@ def rms_stage(out: Path, _options: dict):
 
 def prepare_stage(out: Path, options: dict):
     from hilbert_cli.prepare import PrepareOptions
-    from hilbert_cli.prepare import pipeline as pp
+    from hilbert_cli.prepare import stage as pp
 
     opts = PrepareOptions(**options)
     is_done = functools.partial(pp.is_done, work_dir=out, chash=pp.config_hash(opts))

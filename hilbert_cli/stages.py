@@ -33,6 +33,8 @@ class lazy:
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.slot = "_" + name
+        if self.slot not in owner.__dict__:
+            setattr(owner, self.slot, None)  # reads as None until built
 
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:

@@ -252,9 +252,9 @@ def test_worker_factory_pickles_for_other_engines(options, tmp_path):
     import functools
     import pickle
 
-    from hilbert_cli.prepare.pipeline import _make_process, is_done
+    from hilbert_cli.prepare.stage import PrepareStage, is_done
 
-    f = pickle.loads(pickle.dumps(functools.partial(_make_process, options.model_dump_json(), str(tmp_path))))
+    f = pickle.loads(pickle.dumps(PrepareStage(options, tmp_path).factory()))
     proc = f()
     assert proc.preparer.options == options and proc.preparer._asr is None  # models load lazily, per worker
     pickle.dumps(functools.partial(is_done, work_dir=tmp_path, chash="x"))
@@ -273,6 +273,24 @@ def test_low_memory_two_passes_same_tables(prepared, options, tmp_path):
         assert a == b
     again = prepare_recordings(subset, options, tmp_path, show_progress=False, preparer=preparer, low_memory=True)
     assert sorted(again.skipped) == ["clip.flac", "sidecar.wav"] and again.done == []
+
+
+def test_two_jobs_same_tables_as_one(prepared, options, tmp_path):
+    """--jobs 2 (two worker processes, each on its share of the cores) writes the tables,
+    error rows and manifest one job wrote (issue 15)."""
+    work, recs, _, _, _ = prepared
+    subset = [r for r in recs if r.recording_id in ("clip.flac", "interview.wav", "sidecar.wav", "empty.wav")]
+    one = prepare_recordings(subset, options, tmp_path / "one", show_progress=False)
+    two = prepare_recordings(subset, options, tmp_path / "two", show_progress=False, jobs=2)
+    assert two.done == one.done == ["clip.flac", "interview.wav", "sidecar.wav"]
+    assert [f["recording_id"] for f in two.failed] == ["empty.wav"]
+    for rid in two.done:
+        for path in (words_path, turns_path):
+            a, b = pq.read_table(path(tmp_path / "one", rid)), pq.read_table(path(tmp_path / "two", rid))
+            assert a.num_rows and a.equals(b), (rid, path.__name__)
+            assert pq.read_table(path(work, rid)).equals(b)  # also the module's one-job run
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in two.rows] == \
+        [{k: v for k, v in r.items() if k != "seconds"} for r in one.rows]
 
 
 def test_cli_exit_codes(prepared, corpus, tiny_whisper_dir, tmp_path):  # noqa: F811

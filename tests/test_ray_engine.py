@@ -566,7 +566,7 @@ def test_ray_prepare_equals_local(ray_cluster, interviews, prepared_local, tmp_p
 def test_ray_prepare_killed_workers_lose_and_duplicate_nothing(ray_cluster, interviews, prepared_local, tmp_path):
     """Two workers die mid-run (one before, one after writing its outputs); Ray restarts the
     actors and retries; the tables equal the local run's, each recording exactly once."""
-    from hilbert_cli.prepare import pipeline as pp
+    from hilbert_cli.prepare import stage as pp
 
     options, local_work, _ = prepared_local
     work, markers = tmp_path / "work", tmp_path / "markers"

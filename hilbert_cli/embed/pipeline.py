@@ -16,11 +16,9 @@ Outputs under WORK_DIR:
 
 from __future__ import annotations
 
-import functools
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -28,14 +26,18 @@ import pyarrow as pa
 from .. import manifest
 from ..batch import (BatchResult, Recording, Shard, discover_outputs, is_complete, options_hash, output_path,
                      select_shard)
-from ..engines.runner import run_batch
+from ..engines.runner import get_engine
 from ..errors import InputError
 from ..contracts.embed import FEATURES_VERSION, FeaturesMeta, features_schema
 from ..contracts.prepare import PrepareMeta
 from ..parquet_io import read_table
+from ..stages import Lazy, Stage, lazy
 from . import cache
 from .doc_stats import document_stats
 from .options import EmbedOptions
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
 
 STAGE = "embed"
 
@@ -64,54 +66,40 @@ def config_hash(options: EmbedOptions, prepare_hash: str | None) -> str:
     return options_hash({"embed": options.output_dict(), "prepare": prepare_hash, "features": FEATURES_VERSION})
 
 
-class Embedder:
-    """Loads its segmenter and encoders once, lazily; `process` one recording (no writes
-    unless `work_dir` is given, in which case the vector cache is read and filled)."""
+class Embedder(Lazy):
+    """Loads its segmenter and encoders once, lazily (`device`, `audio_encoder`, `text_encoder`);
+    `process` one recording (no writes unless `work_dir` is given, in which case the vector
+    cache is read and filled)."""
 
     def __init__(self, options: EmbedOptions | None = None):
         from ..segment.segmenter import Segmenter
 
         self.options = options or EmbedOptions()
-        self._device: str | None = None
-        self._audio = None
-        self._text = None
         self.segmenter = Segmenter(self.options.segment, device="cpu")
         self.seg_key = cache.segment_key(self.options.segment.model_dump())
         self.audio_key = cache.encoder_key(self.options.audio, self.options.audio_opts())
         self.text_key = cache.encoder_key(self.options.text, self.options.text_opts())
 
     # ---------- lazy models ----------
-    @property
-    def device(self) -> str:
-        if self._device is None:
-            from ..devices import pick_device
-
-            self._device = pick_device(self.options.device)
-        return self._device
-
-    @property
+    @lazy
     def audio_encoder(self):
-        if self._audio is None:
-            from .encoders import load_audio_encoder
+        from .encoders import load_audio_encoder
 
-            o = self.options
-            opts: dict[str, Any] = {"batch_size": o.audio_batch_size, "autocast": o.autocast}
-            if o.audio_layer is not None:
-                opts["layer"] = o.audio_layer
-            if o.max_audio_s is not None:
-                opts["max_input_s"] = o.max_audio_s
-            self._audio = load_audio_encoder(o.audio, device=self.device, **opts)
-        return self._audio
+        o = self.options
+        opts: dict[str, Any] = {"batch_size": o.audio_batch_size, "autocast": o.autocast}
+        if o.audio_layer is not None:
+            opts["layer"] = o.audio_layer
+        if o.max_audio_s is not None:
+            opts["max_input_s"] = o.max_audio_s
+        return load_audio_encoder(o.audio, device=self.device, **opts)
 
-    @property
+    @lazy
     def text_encoder(self):
-        if self._text is None:
-            from .encoders import load_text_encoder
+        from .encoders import load_text_encoder
 
-            o = self.options
-            self._text = load_text_encoder(o.text, device=self.device, batch_size=o.text_batch_size,
-                                           normalize=o.text_normalize, autocast=o.autocast)
-        return self._text
+        o = self.options
+        return load_text_encoder(o.text, device=self.device, batch_size=o.text_batch_size,
+                                 normalize=o.text_normalize, autocast=o.autocast)
 
     def load(self) -> "Embedder":
         """Load both encoders now (fail fast on a missing model before a batch starts)."""
@@ -267,25 +255,56 @@ def discover_prepared(work_dir: Path) -> list[Recording]:
     return discover_outputs(root)
 
 
-class _Process:
-    """Per-worker callable (built once per worker by make_process): one recording -> files."""
+class EmbedStage(Stage):
+    """One prepared recording (`rec.path`: its words table) -> its segments table, vector cache
+    entries and features file (the done marker), as an engine runs it. Picklable: the Embedder
+    and its encoders are built once per worker, on first use."""
 
-    def __init__(self, work_dir: str, options: dict):
-        self.work_dir = Path(work_dir)
-        self.embedder = Embedder(EmbedOptions.model_validate(options))
+    name = STAGE
+    num_gpus = "auto"  # a model stage: a GPU per Ray actor when the cluster has one
 
-    def __call__(self, rec: Recording) -> float:
-        words = read_table(rec.path)
+    def __init__(self, options: EmbedOptions, work_dir: Path) -> None:
+        self.options = options
+        self.out_root = Path(work_dir)
+        self.fdir = features_dir(self.out_root, options)
+
+    @lazy
+    def embedder(self) -> Embedder:
+        return Embedder(self.options)
+
+    def features_path(self, recording_id: str) -> Path:
+        return output_path(self.fdir.parent, self.fdir.name, recording_id)
+
+    def outputs(self, rec: Recording) -> dict[str, Path]:
+        return {"features": self.features_path(rec.recording_id)}
+
+    def hash_for(self, prepare_hash: str | None) -> str:
+        """The features' config hash: these options on words made with `prepare_hash`."""
+        return config_hash(self.options, prepare_hash)
+
+    def is_done_for(self, recording_id: str, prepare_hash: str | None) -> bool:
+        """Resume: the features file exists with the hash of these options on those words."""
+        return is_complete(self.features_path(recording_id), self.hash_for(prepare_hash))
+
+    def is_done(self, rec: Recording) -> bool:
+        try:
+            prep_hash = PrepareMeta.read(rec.path).config_hash
+        except InputError:
+            return False
+        return self.is_done_for(rec.recording_id, prep_hash)
+
+    def process(self, rec: Recording) -> EmbeddedRecording:
         meta = PrepareMeta.read(rec.path)
         if meta.recording_id != rec.recording_id:
             meta = meta.model_copy(update={"recording_id": rec.recording_id})
-        emb = self.embedder.process(words, meta, work_dir=self.work_dir)
-        self.embedder.write(emb, self.work_dir)
-        return float(meta.duration_s or 0.0)
+        return self.embedder.process(read_table(rec.path), meta, work_dir=self.out_root)
 
+    def write(self, rec: Recording, result: EmbeddedRecording) -> float:
+        self.embedder.write(result, self.out_root)
+        return float(result.metadata.get("duration_s") or 0.0)
 
-def _make_process(work_dir: str, options: dict) -> _Process:
-    return _Process(work_dir, options)
+    def describe(self, rec: Recording) -> dict:
+        return embedded_facts(rec, self.outputs(rec)["features"], self.options)
 
 
 def embed_work_dir(
@@ -296,33 +315,19 @@ def embed_work_dir(
     overwrite: bool = False,
     shard: Shard | str | None = None,
     show_progress: bool = True,
-    engine: str = "local",
-    engine_options: dict | None = None,
+    engine: "str | Engine" = "local",
+    engine_options: Mapping[str, Any] | None = None,
+    jobs: int = 1,
 ) -> BatchResult:
-    """Embed every prepared recording under work_dir (resumable, shardable, errors as rows)."""
+    """Embed every prepared recording under work_dir (resumable, shardable, errors as rows);
+    `engine`: "local" / "ray" (with `engine_options`) or an Engine, `jobs`: recordings at once."""
     options = options or EmbedOptions()
     work_dir = Path(work_dir)
     recs = list(recordings) if recordings is not None else discover_prepared(work_dir)
     if shard is not None:
         recs = select_shard(recs, shard if isinstance(shard, Shard) else Shard.parse(shard))
-    fdir = features_dir(work_dir, options)
-
-    def is_done(rec: Recording) -> bool:
-        try:
-            prep_hash = PrepareMeta.read(rec.path).config_hash
-        except InputError:
-            return False
-        return is_complete(output_path(fdir.parent, fdir.name, rec.recording_id), config_hash(options, prep_hash))
-
-    def describe(rec: Recording) -> dict:
-        return embedded_facts(rec, output_path(fdir.parent, fdir.name, rec.recording_id), options)
-
-    factory = functools.partial(_make_process, str(work_dir), options.model_dump())
-    t0 = time.perf_counter()
-    result = run_batch(recs, stage=STAGE, out_root=work_dir, is_done=is_done, make_process=factory,
-                       overwrite=overwrite, show_progress=show_progress, engine=engine, engine_options=engine_options,
-                       describe=describe)
-    result.wall_s = result.wall_s or time.perf_counter() - t0
+    eng = get_engine(engine, engine_options, jobs=jobs)
+    result = eng.run_stage(recs, EmbedStage(options, work_dir), overwrite=overwrite, show_progress=show_progress)
     sh = shard if isinstance(shard, Shard) or shard is None else Shard.parse(shard)
     return manifest.finish(result, manifest.manifest_dir(work_dir, STAGE), shard=sh)
 

@@ -95,6 +95,9 @@ class Engine(ABC):
     they write: the same outputs, error rows, resume and manifest."""
 
     name: str = "engine"
+    #: True when the stages of a chain run at the same time on separate workers (Ray's pools), so
+    #: splitting a pass into stages (score: prepare on CPUs, embed + model on GPUs) pays off
+    pipelined: bool = False
 
     def run(self, recordings: Sequence[Recording], stages: Sequence[Stage], *, overwrite: bool = False,
             show_progress: bool = True) -> list[BatchResult]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import pickle
 import time
-from typing import Sequence
 
 from ..batch import BatchResult, Recording
 from ..console import make_progress

@@ -256,6 +256,7 @@ class RayEngine(Engine):
     """
 
     name = "ray"
+    pipelined = True
 
     def __init__(self, **settings: Any) -> None:
         import_ray()  # one line naming the install command when Ray is missing

@@ -8,13 +8,14 @@ from .pipeline import (
     PreparedRecording,
     Preparer,
     config_hash,
-    prepare_recordings,
     turns_path,
     words_path,
 )
+from .stage import PrepareStage, prepare_recordings
 
 __all__ = [
     "PrepareOptions",
+    "PrepareStage",
     "PreparedRecording",
     "Preparer",
     "TURNS_SCHEMA",

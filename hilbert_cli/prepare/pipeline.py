@@ -2,8 +2,9 @@
 
 Preparer(options) loads each model once, lazily, and reuses it for every recording;
 Preparer.process(rec) returns the tables without writing; Preparer.write() writes them
-atomically; prepare_recordings() runs a batch (resume by config hash, --overwrite, shards,
-one error row per bad recording, progress with audio hours and x real time).
+atomically. The batch (resume by config hash, --overwrite, shards, --jobs, one error row per
+bad recording, the manifest) is prepare/stage.py (PrepareStage, prepare_recordings); the
+two-pass --low-memory run is prepare/low_memory.py.
 
 Output layout (docs/CONTRACTS.md, "Work directory layout"):
     WORK/prepare/words/<recording_id>.parquet   one row per word (written last: the done marker)
@@ -14,22 +15,18 @@ Output layout (docs/CONTRACTS.md, "Work directory layout"):
 
 from __future__ import annotations
 
-import functools
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
 
-from .. import batch, manifest
+from .. import batch
 from ..audio import SAMPLE_RATE, probe, stream_chunks
-from ..batch import BatchResult, Recording, Shard, Skipped
+from ..batch import Recording
 from ..contracts.prepare import PREPARE_FORMAT_VERSION, TURNS_SCHEMA, WORDS_SCHEMA, PrepareMeta
-from ..engines.runner import run_batch
-from ..parquet_io import read_table, write_table_atomic
+from ..stages import Lazy, lazy
 from .assign import UNKNOWN, assign_speakers, choose_target
 from .options import PrepareOptions
 
@@ -72,32 +69,19 @@ class PreparedRecording:
     timings: dict = field(default_factory=dict)
 
 
-class Preparer:
-    """Loads the models once (lazily) and prepares one recording at a time."""
+class Preparer(Lazy):
+    """Loads the models once (lazily: `device`, `diarizer`, `asr`) and prepares one recording at a time."""
 
     def __init__(self, options: PrepareOptions | None = None) -> None:
         self.options = options or PrepareOptions()
-        self._device: str | None = None
-        self._diarizer = None
-        self._asr = None
         self.config_hash = config_hash(self.options)
 
     # ---- models, loaded on first use
-    @property
-    def device(self) -> str:
-        if self._device is None:
-            from ..devices import pick_device
-
-            self._device = pick_device(self.options.device)
-        return self._device
-
-    @property
+    @lazy
     def diarizer(self):
-        if self._diarizer is None:
-            from .diarize import load_diarizer
+        from .diarize import load_diarizer
 
-            self._diarizer = load_diarizer(self._diarizer_options(), device=self.device)
-        return self._diarizer
+        return load_diarizer(self._diarizer_options(), device=self.device)
 
     def _diarizer_options(self) -> PrepareOptions:
         """vad-cluster on CPU runs its speaker encoder on one torch thread unless cpu_threads
@@ -108,24 +92,21 @@ class Preparer:
             return o.model_copy(update={"cpu_threads": 1})
         return o
 
-    @property
+    @lazy
     def asr(self):
-        if self._asr is None:
-            from .asr import load_asr
+        from .asr import load_asr
 
-            self._asr = load_asr(self.options, device=self.device)
-        return self._asr
+        return load_asr(self.options, device=self.device)
 
     def release(self, which: str = "all") -> None:
         """Free models (e.g. between stages when memory is tight); they reload on next use."""
         import gc
 
-        if which in ("all", "diarization") and self._diarizer is not None:
-            self._diarizer.close()
-            self._diarizer = None
-        if which in ("all", "asr") and self._asr is not None:
-            self._asr.close()
-            self._asr = None
+        for name, group in (("diarizer", "diarization"), ("asr", "asr")):
+            model = self.loaded(name)
+            if model is not None and which in ("all", group):
+                model.close()
+                setattr(self, "_" + name, None)
         gc.collect()
 
     # ---- one recording
@@ -340,196 +321,3 @@ def _turns_from_words(starts, ends, speakers) -> list[tuple[float, float, str]]:
         else:
             out.append([float(s), float(e), k])
     return [tuple(x) for x in out]
-
-
-# ---------------------------------------------------------------- batch
-
-
-class _Process:
-    """Per-worker callable: one Preparer (models loaded once), writes outputs, returns audio s."""
-
-    def __init__(self, options: PrepareOptions, work_dir: Path, preparer: Preparer | None = None) -> None:
-        self.preparer = preparer or Preparer(options)
-        self.work_dir = Path(work_dir)
-
-    def __call__(self, rec: Recording) -> float:
-        prepared = self.preparer.process(rec)
-        self.preparer.write(prepared, self.work_dir)
-        return prepared.duration_s
-
-
-def _stash_path(work_dir: Path, recording_id: str) -> Path:
-    return batch.output_path(Path(work_dir), "prepare/.stage1", recording_id)
-
-
-def _json_default(o):
-    if hasattr(o, "item") and getattr(o, "ndim", 0) == 0:
-        return o.item()
-    if hasattr(o, "tolist"):
-        return o.tolist()
-    return str(o)
-
-
-def save_stage1(st: Stage1, path: Path) -> None:
-    """Stash step 1's result as Parquet (JSON state + the VAD frame probabilities): a safe
-    format, since a work directory may be handed over; the transcript is re-read by path."""
-    from dataclasses import asdict
-
-    state = {
-        "info": asdict(st.info),
-        "transcript_path": str(st.transcript.path) if st.transcript is not None else None,
-        "duration_s": st.duration_s,
-        "turns": [list(t) for t in st.turns],
-        "speech": [list(r) for r in st.speech],
-        "diar_info": st.diar_info,
-        "models": st.models,
-        "timings": st.timings,
-    }
-    vad = None if st.vad_probs is None else np.asarray(st.vad_probs, dtype=np.float32)
-    table = pa.table(
-        {
-            "state": pa.array([json.dumps(state, default=_json_default)], pa.string()),
-            "vad_probs": pa.array([vad], pa.list_(pa.float32())),
-        }
-    )
-    write_table_atomic(table, path, {"stage": "prepare/stage1"})
-
-
-def load_stage1(path: Path) -> Stage1:
-    from ..audio import AudioInfo
-    from .transcripts import read_transcript
-
-    row = read_table(path).to_pylist()[0]
-    state = json.loads(row["state"])
-    tp = state["transcript_path"]
-    vad = row["vad_probs"]
-    return Stage1(
-        AudioInfo(**state["info"]),
-        read_transcript(Path(tp)) if tp else None,
-        state["duration_s"],
-        [tuple(t) for t in state["turns"]],
-        [tuple(r) for r in state["speech"]],
-        state["diar_info"],
-        None if vad is None else np.asarray(vad, dtype=np.float32),
-        state["models"],
-        state["timings"],
-    )
-
-
-class _Pass1:
-    """Low-memory step 1: diarize and stash the (small) result on disk."""
-
-    def __init__(self, preparer: Preparer, work_dir: Path) -> None:
-        self.preparer, self.work_dir = preparer, Path(work_dir)
-
-    def __call__(self, rec: Recording) -> float:
-        st = self.preparer.diarize(rec)
-        save_stage1(st, _stash_path(self.work_dir, rec.recording_id))
-        return st.duration_s
-
-
-class _Pass2:
-    """Low-memory step 2: words from the stash, write the tables, drop the stash."""
-
-    def __init__(self, preparer: Preparer, work_dir: Path) -> None:
-        self.preparer, self.work_dir = preparer, Path(work_dir)
-
-    def __call__(self, rec: Recording) -> float:
-        p = _stash_path(self.work_dir, rec.recording_id)
-        prepared = self.preparer.finish(rec, load_stage1(p))
-        self.preparer.write(prepared, self.work_dir)
-        p.unlink(missing_ok=True)
-        return prepared.duration_s
-
-
-def _make_process(options_json: str, work_dir: str) -> _Process:
-    return _Process(PrepareOptions.model_validate_json(options_json), Path(work_dir))
-
-
-def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
-    return batch.is_complete(words_path(work_dir, rec.recording_id), chash)
-
-
-def describe(rec: Recording, work_dir: Path, chash: str) -> dict:
-    """The manifest's facts of a prepared recording, from its words table (no words: no speech)."""
-    return manifest.words_facts(words_path(work_dir, rec.recording_id), chash)
-
-
-def prepare_recordings(
-    recordings: Iterable[Recording],
-    options: PrepareOptions,
-    work_dir: Path,
-    *,
-    overwrite: bool = False,
-    shard: Shard | str | None = None,
-    show_progress: bool = True,
-    engine: str = "local",
-    engine_options: dict | None = None,
-    preparer: Preparer | None = None,
-    low_memory: bool = False,
-    ignored: Iterable[Skipped] = (),
-) -> BatchResult:
-    """Prepare every recording (of this shard) not already done with the same options.
-
-    `preparer`: reuse an already loaded Preparer (local engine only).
-    `low_memory`: two passes over the batch (local engine): diarization for every recording,
-    free those models, then ASR - so the diarization models and Whisper are never loaded
-    together (each still loads once per run).
-    `ignored`: the files discovery passed over, for their manifest rows
-    (WORK/manifest/prepare/part-K-of-N.parquet, written at the end).
-    """
-    work_dir = Path(work_dir)
-    recs = list(recordings)
-    sh = Shard.parse(shard) if isinstance(shard, str) else shard
-    if sh is not None:
-        recs = batch.select_shard(recs, sh)
-    chash = config_hash(options)
-    account = functools.partial(manifest.finish, directory=manifest.manifest_dir(work_dir, STAGE), shard=sh,
-                                ignored=ignored)
-    if low_memory and engine == "local":
-        return account(_two_pass(recs, options, work_dir, chash, overwrite=overwrite, show_progress=show_progress,
-                                 preparer=preparer))
-    if preparer is not None and engine == "local":
-        runner = {"process": _Process(options, work_dir, preparer)}
-    else:
-        runner = {"make_process": functools.partial(_make_process, options.model_dump_json(), str(work_dir))}
-    return account(run_batch(
-        recs,
-        stage=STAGE,
-        out_root=work_dir,
-        is_done=functools.partial(is_done, work_dir=work_dir, chash=chash),
-        **runner,
-        overwrite=overwrite,
-        show_progress=show_progress,
-        engine=engine,
-        engine_options=engine_options,
-        describe=functools.partial(describe, work_dir=work_dir, chash=chash),
-        config_hash=chash,
-    ))
-
-
-def _two_pass(recs, options, work_dir, chash, *, overwrite, show_progress, preparer) -> BatchResult:
-    import time as _time
-
-    t0 = _time.perf_counter()
-    preparer = preparer or Preparer(options)
-    done = functools.partial(is_done, work_dir=work_dir, chash=chash)
-    todo = recs if overwrite else [r for r in recs if not done(r)]
-    todo_ids = {r.recording_id for r in todo}
-    skipped = [r.recording_id for r in recs if r.recording_id not in todo_ids]
-    never = lambda r: False  # noqa: E731 - resume was decided above
-    r1 = run_batch(todo, stage=STAGE, out_root=work_dir, is_done=never, process=_Pass1(preparer, work_dir),
-                         overwrite=True, show_progress=show_progress)
-    preparer.release("diarization")
-    ok = set(r1.done)
-    r2 = run_batch([r for r in todo if r.recording_id in ok], stage=STAGE, out_root=work_dir, is_done=never,
-                         process=_Pass2(preparer, work_dir), overwrite=True, show_progress=show_progress)
-    preparer.release("asr")
-    for r in r1.failed + r2.failed:
-        _stash_path(work_dir, r["recording_id"]).unlink(missing_ok=True)
-    result = BatchResult(STAGE, done=r2.done, skipped=skipped, failed=r1.failed + r2.failed, audio_s=r2.audio_s,
-                         seconds={k: r1.seconds.get(k, 0.0) + r2.seconds.get(k, 0.0) for k in {**r1.seconds, **r2.seconds}})
-    result.wall_s = _time.perf_counter() - t0
-    result.rows = manifest.batch_rows(result, recs, describe=functools.partial(describe, work_dir=work_dir, chash=chash),
-                                      config_hash=chash)
-    return result

@@ -8,7 +8,8 @@ at any moment and started again ends with exactly the rows of an uninterrupted r
 
 Public API (lazy, so importing this package does not import torch):
 
-    ScoreOptions, ScoreWorker, score_recordings(...) -> ScoreRun     (pipeline.py)
+    ScoreOptions, ScoreWorker (the score stage)                       (worker.py)
+    score_recordings(...) -> ScoreRun                                 (pipeline.py)
     merge_scores(sources, out, partition_by=None, expect_shards=None)  (merge.py)
     scores_schema(bundle, embeddings)                                 (schema.py)
 """
@@ -18,8 +19,8 @@ from __future__ import annotations
 import importlib
 
 _EXPORTS = {
-    "ScoreOptions": "pipeline",
-    "ScoreWorker": "pipeline",
+    "ScoreOptions": "worker",
+    "ScoreWorker": "worker",
     "ScoreRun": "pipeline",
     "score_recordings": "pipeline",
     "shard_output_path": "pipeline",

@@ -32,7 +32,7 @@ from ..errors import InputError
 from ..parquet_io import read_metadata, read_table
 
 if TYPE_CHECKING:
-    from .pipeline import ScoreWorker
+    from .worker import ScoreWorker
 
 #: bump when the rows of an evidence part change (old parts are then recomputed)
 EVIDENCE_VERSION = 1
@@ -154,7 +154,7 @@ def part_is_done(work_dir: Path, key: str, score_config_hash: str, recording_id:
 
 def evidence_dir(out_path: Path) -> Path:
     """Where a run's evidence parts go, beside its scores table (as the manifest: see the module docstring)."""
-    from .pipeline import beside_table
+    from .paths import beside_table
 
     return beside_table(out_path, "evidence")
 
@@ -167,8 +167,8 @@ def top_rows(table: pa.Table, top_k: int) -> pa.Table:
 
 def _recording_evidence(rec: Recording, worker: "ScoreWorker", top_k: int) -> pa.Table | None:
     """The recording's top rows, when it was scored (status ok) with this config; else None."""
-    from .pipeline import part_is_done as score_done
-    from .pipeline import part_path as score_part
+    from .paths import part_is_done as score_done
+    from .paths import part_path as score_part
 
     wd = worker.options.work_dir
     if not score_done(score_part(wd, worker.key, rec.recording_id), worker.config_hash):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..batch import Recording, is_complete, output_path
+from ..batch import Recording
 from ..errors import ConfigError, InputError
 from ..contracts.base import validation_line
 from ..contracts.embed import FeaturesMeta
@@ -135,43 +135,33 @@ def fixed_list_to_numpy(col) -> np.ndarray:
 
 
 class StageRunner:
-    """Runs prepare + embed for one recording, reusing cached outputs under work_dir."""
+    """The prepare and embed steps of a score pass for one recording, through the stages
+    themselves (PrepareStage, EmbedStage: their paths, resume checks and writes); an output
+    already in work_dir with the same config hash is read, never recomputed."""
 
     def __init__(self, prep_options, embed_options, work_dir: Path):
-        self.prep_options = prep_options
-        self.embed_options = embed_options
+        from ..embed.pipeline import EmbedStage
+        from ..prepare.stage import PrepareStage
+
+        self.prepare_stage = PrepareStage(prep_options, work_dir)
+        self.embed_stage = EmbedStage(embed_options, work_dir)
         self.work_dir = Path(work_dir)
-        self._preparer = None
-        self._embedder = None
         self.computed: dict[str, bool] = {}
 
     @property
     def preparer(self):
-        if self._preparer is None:
-            from ..prepare import Preparer
-
-            self._preparer = Preparer(self.prep_options)
-        return self._preparer
+        return self.prepare_stage.preparer
 
     @property
     def embedder(self):
-        if self._embedder is None:
-            from ..embed import Embedder
-
-            self._embedder = Embedder(self.embed_options)
-        return self._embedder
+        return self.embed_stage.embedder
 
     # -- prepare
-    def words_path(self, rid: str) -> Path:
-        from ..prepare.pipeline import words_path
-
-        return words_path(self.work_dir, rid)
-
     def prepare(self, rec: Recording) -> tuple[pa.Table, PrepareMeta, float | None]:
         """(words table, prepare metadata, duration_s), from the cache or computed + written."""
-        path = self.words_path(rec.recording_id)
-        chash = prepare_hash(self.prep_options)
-        if is_complete(path, chash):
+        stage = self.prepare_stage
+        if stage.is_done(rec):
+            path = stage.outputs(rec)["words"]
             try:
                 meta = PrepareMeta.read(path)
                 words = read_table(path)
@@ -181,8 +171,8 @@ class StageRunner:
                     return words, meta, meta.duration_s
             except InputError:
                 pass
-        prepared = self.preparer.process(rec)
-        self.preparer.write(prepared, self.work_dir)
+        prepared = stage.process(rec)
+        stage.write(rec, prepared)
         self.computed["prepare"] = True
         meta = PrepareMeta.from_metadata(prepared.metadata)
         # the duration as the written file records it, so a resumed run reports the same value
@@ -190,28 +180,22 @@ class StageRunner:
 
     # -- embed
     def features_path(self, rid: str) -> Path:
-        from ..embed.pipeline import features_dir
-
-        fdir = features_dir(self.work_dir, self.embed_options)
-        return output_path(fdir.parent, fdir.name, rid)
+        return self.embed_stage.features_path(rid)
 
     def embed(self, rec: Recording, words: pa.Table, prep_meta: PrepareMeta | dict) -> tuple[np.ndarray, np.ndarray]:
         """(audio [n, d_a], text [n, d_t]) segment embeddings, from the cache or computed + written."""
-        from ..embed.pipeline import config_hash
-
+        stage = self.embed_stage
         meta = PrepareMeta.from_metadata(prep_meta).model_copy(update={"recording_id": rec.recording_id})
-        path = self.features_path(rec.recording_id)
-        chash = config_hash(self.embed_options, str(meta.config_hash))
         table = None
-        if is_complete(path, chash):
+        if stage.is_done_for(rec.recording_id, str(meta.config_hash)):
             try:
-                table = read_table(path)
+                table = read_table(self.features_path(rec.recording_id))
                 self.computed["embed"] = False
             except InputError:
                 table = None
         if table is None:
-            emb = self.embedder.process(words, meta, work_dir=self.work_dir)
-            self.embedder.write(emb, self.work_dir)
+            emb = stage.embedder.process(words, meta, work_dir=self.work_dir)
+            stage.write(rec, emb)
             table = emb.features
             self.computed["embed"] = True
         table = table.sort_by([("segment_index", "ascending")])

@@ -1,0 +1,131 @@
+"""`hilbert prepare` as an engine runs it: PrepareStage (one recording -> words + turns tables)
+and prepare_recordings (a batch: shard, resume by config hash, --overwrite, --low-memory,
+--jobs, one error row per bad recording, the manifest written at the end).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+from .. import manifest
+from ..batch import BatchResult, Recording, Shard, Skipped, is_complete, select_shard
+from ..errors import ConfigError
+from ..stages import Stage, lazy
+from .options import PrepareOptions
+from .pipeline import STAGE, PreparedRecording, Preparer, config_hash, turns_path, words_path
+
+if TYPE_CHECKING:
+    from ..engines.base import Engine
+
+
+def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
+    """Resume: the words table (written last) exists with this config hash."""
+    return is_complete(words_path(work_dir, rec.recording_id), chash)
+
+
+def describe(rec: Recording, work_dir: Path, chash: str) -> dict:
+    """The manifest's facts of a prepared recording, from its words table (no words: no speech)."""
+    return manifest.words_facts(words_path(work_dir, rec.recording_id), chash)
+
+
+class PrepareStage(Stage):
+    """One recording -> WORK/prepare/turns/ then WORK/prepare/words/ (the done marker).
+
+    `preparer`: an already loaded Preparer to use in this process (it is not pickled: a
+    worker process or Ray actor builds its own, once)."""
+
+    name = STAGE
+
+    def __init__(self, options: PrepareOptions, work_dir: Path, preparer: Preparer | None = None) -> None:
+        self.options = options
+        self.out_root = Path(work_dir)
+        self.config_hash = config_hash(options)
+        self._preparer = preparer
+
+    @lazy
+    def preparer(self) -> Preparer:
+        return Preparer(self.options)
+
+    def outputs(self, rec: Recording) -> dict[str, Path]:
+        return {"turns": turns_path(self.out_root, rec.recording_id), "words": words_path(self.out_root, rec.recording_id)}
+
+    def is_done(self, rec: Recording) -> bool:
+        return is_done(rec, self.out_root, str(self.config_hash))
+
+    def process(self, rec: Recording) -> PreparedRecording:
+        return self.preparer.process(rec)
+
+    def write(self, rec: Recording, result: PreparedRecording) -> float:
+        self.preparer.write(result, self.out_root)
+        return result.duration_s
+
+    def describe(self, rec: Recording) -> dict:
+        return describe(rec, self.out_root, str(self.config_hash))
+
+    def with_threads(self, threads: int) -> "PrepareStage":
+        """ASR windows at once = this job's cores (unless --asr-workers says); the config hash
+        is unchanged (a runtime setting)."""
+        asr = self.options.asr
+        if not asr.workers:
+            self.options = self.options.model_copy(update={"asr": asr.model_copy(update={"workers": threads})})
+            self._preparer = None
+        return self
+
+
+def load_models(options: PrepareOptions, *, low_memory: bool = False) -> Preparer:
+    """A Preparer with its models loaded now, so a model that cannot be had fails in one line
+    before any recording is touched (with --low-memory, Whisper is only checked: it loads
+    after diarization is done and freed)."""
+    from .asr import WhisperASR
+
+    preparer = Preparer(options)
+    _ = preparer.diarizer
+    if low_memory:
+        WhisperASR.check(options.asr)
+    else:
+        _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
+    return preparer
+
+
+def prepare_recordings(
+    recordings: Iterable[Recording],
+    options: PrepareOptions,
+    work_dir: Path,
+    *,
+    overwrite: bool = False,
+    shard: Shard | str | None = None,
+    show_progress: bool = True,
+    engine: "str | Engine" = "local",
+    engine_options: Mapping[str, Any] | None = None,
+    jobs: int = 1,
+    preparer: Preparer | None = None,
+    low_memory: bool = False,
+    ignored: Iterable[Skipped] = (),
+) -> BatchResult:
+    """Prepare every recording (of this shard) not already done with the same options.
+
+    `engine`: "local" / "ray" (with `engine_options`) or an Engine; `jobs`: recordings at once
+    on the local engine. `preparer`: reuse an already loaded Preparer (in this process only).
+    `low_memory`: two passes over the batch (local engine, one job; prepare.low_memory).
+    `ignored`: the files discovery passed over, for their manifest rows
+    (WORK/manifest/prepare/part-K-of-N.parquet, written at the end).
+    """
+    from ..engines.runner import get_engine
+
+    work_dir = Path(work_dir)
+    recs = list(recordings)
+    sh = Shard.parse(shard) if isinstance(shard, str) else shard
+    if sh is not None:
+        recs = select_shard(recs, sh)
+    eng = get_engine(engine, engine_options, jobs=jobs)
+    stage = PrepareStage(options, work_dir, preparer)
+    if low_memory and eng.name == "local":
+        if getattr(eng, "jobs", 1) > 1:
+            raise ConfigError("--low-memory runs one recording at a time: drop --jobs (or --low-memory)")
+        from .low_memory import two_pass
+
+        result = two_pass(recs, stage, overwrite=overwrite, show_progress=show_progress)
+    else:
+        result = eng.run_stage(recs, stage, overwrite=overwrite, show_progress=show_progress)
+    return manifest.finish(result, manifest.manifest_dir(work_dir, STAGE), shard=sh, ignored=ignored)
