@@ -281,7 +281,7 @@ class Segmenter:
             "sentiment": "vaderSentiment (lexicon)",
             "subjectivity": "textblob PatternAnalyzer (lexicon)",
             "emotion": emo,
-            "prosody": "autocorrelation F0 + RMS level" if self.options.prosody else None,
+            "prosody": "librosa YIN F0 + RMS level" if self.options.prosody else None,
         }
 
     def unit_signals(self, units: list[Unit], audio_path: str | None) -> UnitSignals:
