@@ -14,8 +14,11 @@ transcript and speaker turns shifted to match. It is scored with the built-in de
 that run's alone. Per stage: x real time (audio s / wall s) and CPU cores used (CPU s of the
 process and its children / wall s; stages that overlap share the CPU figure of the run).
 WER: words against the true text (lower case, no punctuation), per interview then pooled; DER:
-pyannote.metrics, collar 0.25 s, overlap scored. Peak RSS ratio: last length / first (target
-<= 1.25). `--compare DIR` runs another checkout of hilbert (e.g. the code before a change) on
+pyannote.metrics, collar 0.25 s, overlap scored, twice: per interview (each copy's 2 true speakers
+against the hypothesis cropped to it, best mapping per copy, pooled: the quality figure) and over
+the whole file (reference speakers named by voice; a long concatenation holds up to 10 voices,
+so this one also counts speakers merged across interviews; see `quality`). Peak RSS ratio: last
+length / first (target <= 1.25). `--compare DIR` runs another checkout of hilbert (e.g. the code before a change) on
 the same recordings, interleaved with this one, each `--repeat` times (best wall time kept), so
 a busy machine's noise hits both alike; the load average is printed with every run.
 """
@@ -69,7 +72,11 @@ def make_long_recording(corpus: Path, minutes: float, path: Path) -> tuple[float
             off, end = written / SR, (written + data.size) / SR
             turns = [{**t, "start_s": off + t["start_s"], "end_s": min(end, off + t["end_s"])}
                      for t in r["turns"] if off + t["start_s"] < end]
-            blocks.append({"offset_s": off, "end_s": end, "turns": turns})
+            # the voice behind each turn: the participant's espeak voice from the manifest; the
+            # interviewer is one fixed voice in every interview
+            for t in turns:
+                t["voice"] = "interviewer" if t["speaker"] == "interviewer" else r.get("voice", t["speaker"])
+            blocks.append({"offset_s": off, "end_s": end, "turns": turns, "recording_id": r["recording_id"]})
             out.write(data)
             written += data.size
             i += 1
@@ -156,7 +163,19 @@ def edit_distance(ref: list[str], hyp: list[str]) -> int:
 
 def quality(work: Path, blocks: list[dict]) -> dict:
     """WER (per interview copy, pooled: words are given to the copy their midpoint falls in)
-    and DER (collar 0.25 s) of the prepared tables in `work`."""
+    and DER (pyannote.metrics, collar 0.25 s, overlap scored) of the prepared tables in `work`.
+
+    Two DER figures. `der_block` (the quality figure): each interview copy scored on its own,
+    its two true speakers against the hypothesis turns cropped to the copy, with the best
+    speaker mapping per copy, pooled over copies (total error / total reference speech): who
+    spoke when within an interview, which is what a recording of one interview asks of the
+    diarizer. `der` (whole file): one mapping for the whole concatenation, reference speakers
+    named by their espeak voice (the manifest's `voice`; one voice per participant, one for the
+    interviewer), so it also counts every participant the diarizer merged with another across
+    interviews: a 10-minute file holds about 5 voices, a 120-minute one 10, while real
+    recordings of one interview hold 2."""
+    import warnings
+
     import numpy as np
     import pyarrow.parquet as pq
     from pyannote.core import Annotation, Segment
@@ -175,15 +194,36 @@ def quality(work: Path, blocks: list[dict]) -> dict:
         n_ref += len(ref)
     reference, hypothesis = Annotation(), Annotation()
     for i, t in enumerate(t for b in blocks for t in b["turns"]):
-        reference[Segment(t["start_s"], t["end_s"]), i] = t["speaker"]
+        reference[Segment(t["start_s"], t["end_s"]), i] = t.get("voice", t["speaker"])
     for i, (s, e, k) in enumerate(zip(turns["start_s"], turns["end_s"], turns["speaker"])):
         hypothesis[Segment(s, e), i] = k
-    import warnings
-
+    per_block = DiarizationErrorRate(collar=0.25)  # accumulates: abs() is the pooled figure
+    block_der, block_hyp_speakers = [], []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         der = float(DiarizationErrorRate(collar=0.25)(reference, hypothesis))
-    return {"wer": errors / max(1, n_ref), "der": der, "n_words": len(words["word"]), "n_ref_words": n_ref}
+        for b in blocks:
+            ref_b = Annotation()
+            for i, t in enumerate(b["turns"]):
+                ref_b[Segment(t["start_s"], t["end_s"]), i] = t["speaker"]
+            if not ref_b:
+                continue
+            window = Segment(b["offset_s"], b["end_s"])
+            hyp_b = hypothesis.crop(window, mode="intersection")
+            block_der.append(float(per_block(ref_b, hyp_b, uem=_timeline(window))))
+            block_hyp_speakers.append(len(hyp_b.labels()))
+        der_block = float(abs(per_block))
+    return {"wer": errors / max(1, n_ref), "der": der, "der_block": der_block,
+            "der_block_max": max(block_der, default=float("nan")), "n_blocks": len(block_der),
+            "block_hyp_speakers_mean": float(np.mean(block_hyp_speakers)) if block_hyp_speakers else float("nan"),
+            "n_ref_speakers": len(reference.labels()), "n_hyp_speakers": len(hypothesis.labels()),
+            "n_words": len(words["word"]), "n_ref_words": n_ref}
+
+
+def _timeline(seg):
+    from pyannote.core import Timeline
+
+    return Timeline([seg])
 
 
 def run_one(args, code: Path, rec: Path, work: Path, model: Path | None) -> dict:
@@ -197,12 +237,18 @@ def run_one(args, code: Path, rec: Path, work: Path, model: Path | None) -> dict
     if proc.returncode not in (0, 1) or not lines:
         print(proc.stderr[-3000:], file=sys.stderr)
         raise SystemExit(f"{code}: the run on {rec} failed (exit {proc.returncode})")
-    return json.loads(lines[-1])
+    out = json.loads(lines[-1])
+    # the child must have imported this checkout's hilbert_cli (PYTHONPATH first), not the
+    # venv's editable install of another one
+    if not Path(out["hilbert"]).resolve().is_relative_to(Path(code).resolve()):
+        raise SystemExit(f"{code}: the child ran {out['hilbert']}, not this checkout's hilbert_cli")
+    return out
 
 
 def table(rows: list[dict]) -> str:
     """Markdown table: one row per (code, length, stage)."""
-    head = "| code | minutes | stage | x real time | CPU cores used | CPU s / audio s | peak RSS MB | WER | DER | load avg |"
+    head = ("| code | minutes | stage | x real time | CPU cores used | CPU s / audio s | peak RSS MB | WER "
+            "| DER per interview | DER whole file | load avg |")
     out = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         a = r["audio_s"]
@@ -211,10 +257,10 @@ def table(rows: list[dict]) -> str:
                 continue
             cores = f"{cpu / wall:.2f}" if cpu is not None else ""
             per = f"{cpu / a:.3f}" if cpu is not None else ""
-            out.append(f"| {r['code']} | {r['minutes']:g} | {name} | {a / wall:.1f} | {cores} | {per} | | | | |")
+            out.append(f"| {r['code']} | {r['minutes']:g} | {name} | {a / wall:.1f} | {cores} | {per} | | | | | |")
         out.append(f"| {r['code']} | {r['minutes']:g} | **end to end** | **{a / r['wall_s']:.1f}** | "
                    f"{r['cpu_s'] / r['wall_s']:.2f} | {r['cpu_s'] / a:.3f} | {r['peak_rss_mb']:.0f} | "
-                   f"{r['wer']:.3f} | {r['der']:.3f} | {r['load'][0]:.1f} |")
+                   f"{r['wer']:.3f} | {r['der_block']:.3f} | {r['der']:.3f} | {r['load'][0]:.1f} |")
     return "\n".join(out)
 
 
@@ -259,7 +305,10 @@ def main() -> None:
                 r.update(code=name, minutes=minutes, audio_s=r["audio_s"] or audio_s, **quality(work, blocks))
                 print(f"{name:8s} {minutes:6g} min run {rep + 1}: {r['audio_s'] / r['wall_s']:5.1f}x real time, "
                       f"{r['cpu_s'] / r['wall_s']:.2f} cores, {r['cpu_s'] / r['audio_s']:.3f} CPU s/audio s, "
-                      f"peak RSS {r['peak_rss_mb']:.0f} MB, WER {r['wer']:.3f}, DER {r['der']:.3f}, "
+                      f"peak RSS {r['peak_rss_mb']:.0f} MB, WER {r['wer']:.3f}, DER per interview "
+                      f"{r['der_block']:.3f} (worst {r['der_block_max']:.3f}, {r['n_blocks']} interviews, "
+                      f"{r['block_hyp_speakers_mean']:.2f} speakers found per interview), DER whole file "
+                      f"{r['der']:.3f} ({r['n_ref_speakers']} voices, {r['n_hyp_speakers']} found), "
                       f"load {r['load'][0]:.1f}" + (f"; FAILED: {r['failed']}" if r["failed"] else ""),
                       file=sys.stderr, flush=True)
                 if name not in best or r["wall_s"] < best[name]["wall_s"]:
