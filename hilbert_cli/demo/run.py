@@ -174,7 +174,7 @@ def train_demo(features: Path, labels: Path, run_dir: Path, *, seed: int = 0, de
     import json
 
     from ..recipes import load_recipe
-    from ..evaluation.train import train
+    from ..evaluation.train import train as run_train
 
     summary = run_dir / "summary.json"
     recipe = load_recipe(recipe_path())
@@ -198,7 +198,7 @@ def train_demo(features: Path, labels: Path, run_dir: Path, *, seed: int = 0, de
         # the inner early-stopping split of a 30-recording fold cannot have its requested
         # number of folds; the trainer copes, the note is noise here
         warnings.filterwarnings("ignore", message=r".*folds requested but only.*")
-        run = train(recipe, out_dir=run_dir, overwrite=True, progress=show_progress)
+        run = run_train(recipe, out_dir=run_dir, overwrite=True, progress=show_progress)
     doc = json.loads(summary.read_text())
     doc["demo"] = wanted
     summary.write_text(json.dumps(doc, indent=2, default=str))
