@@ -2,10 +2,11 @@
 
 The Python API (what the `hilbert` commands call; README.md, "Python API")::
 
-    from hilbert_cli import discover, prepare_recordings, PrepareOptions   # recordings -> words
-    from hilbert_cli import embed_work_dir, EmbedOptions                   # words -> features
+    from hilbert_cli import run_prepare, PrepareOptions                    # recordings -> words (PrepareResult)
+    from hilbert_cli import run_embed, EmbedOptions                        # words -> features (EmbedResult)
     from hilbert_cli import load_recipe, train_recipe, run_compare         # features -> models, reports
-    from hilbert_cli import load_model_dir, score_recordings, ScoreOptions # models -> scores
+    from hilbert_cli import run_score                                      # recordings + model -> scores (ScoreResult)
+    from hilbert_cli import discover, prepare_recordings, embed_work_dir, score_recordings  # the batch functions
 
 Names load on first use (module ``__getattr__``), so ``import hilbert_cli`` and
 ``hilbert --help`` import neither torch nor pyarrow.
@@ -26,7 +27,13 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 _EXPORTS = {
     "discover": "batch",
     "PrepareOptions": "prepare.options",
-    "prepare_recordings": "prepare.pipeline",
+    "prepare_recordings": "prepare.stage",
+    "run_prepare": "api",
+    "PrepareResult": "api",
+    "run_embed": "api",
+    "EmbedResult": "api",
+    "run_score": "api",
+    "ScoreResult": "api",
     "EmbedOptions": "embed.options",
     "embed_work_dir": "embed.pipeline",
     "load_recipe": "recipes",
@@ -40,7 +47,7 @@ _EXPORTS = {
     "run_compare": "evaluation.compare",
     "load_model": "training.predictor",
     "load_model_dir": "training.checkpoint",
-    "ScoreOptions": "scoring.pipeline",
+    "ScoreOptions": "scoring.worker",
     "score_recordings": "scoring.pipeline",
 }
 

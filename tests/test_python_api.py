@@ -10,14 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import hilbert_cli
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: what a notebook user needs to run the pipeline without the CLI (README.md, "Python API")
 ENTRY_POINTS = ("discover", "prepare_recordings", "embed_work_dir", "train_recipe", "run_compare",
-                "score_recordings", "load_model_dir", "load_recipe")
+                "score_recordings", "load_model_dir", "load_recipe", "run_prepare", "run_embed", "run_score")
 OPTIONS = ("PrepareOptions", "EmbedOptions", "ScoreOptions", "ModelConfig", "TrainConfig")
+RESULTS = ("PrepareResult", "EmbedResult", "ScoreResult")
 
 
 def _run(code: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -37,8 +40,8 @@ def _readme_python_api_example() -> str:
 
 
 def test_every_entry_point_and_option_class_is_exported_from_its_defining_module():
-    assert set(ENTRY_POINTS + OPTIONS) <= set(hilbert_cli.__all__)
-    for name in ENTRY_POINTS + OPTIONS:
+    assert set(ENTRY_POINTS + OPTIONS + RESULTS) <= set(hilbert_cli.__all__)
+    for name in ENTRY_POINTS + OPTIONS + RESULTS:
         obj = getattr(hilbert_cli, name)
         home = importlib.import_module(obj.__module__)
         assert getattr(home, name) is obj, name  # the same object, not a copy
@@ -70,3 +73,23 @@ def test_readme_python_api_example_runs(tmp_path):
     assert sorted(probs) == ["0", "1", "2"] and probs[label] == max(probs.values())
     assert abs(sum(probs.values()) - 1.0) < 0.02
     assert list(tmp_path.iterdir()) == []  # the run went to the temp dir, nothing into the cwd
+    # the stage calls' typed results: one recording prepared and embedded, nothing failed
+    assert "prepare ['one.wav'] [] 0" in lines and "embed ['one.wav'] egemaps__allMiniLM6" in lines
+
+
+def test_stage_calls_check_options_and_input_before_touching_anything(tmp_path):
+    from hilbert_cli import run_embed, run_prepare
+    from hilbert_cli.errors import ConfigError, InputError
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.wav").write_bytes(b"")
+    for call, error in ((lambda: run_prepare(tmp_path / "in", tmp_path / "w", {"diarization": "bogus"}), ConfigError),
+                        (lambda: run_prepare(tmp_path / "in", tmp_path / "w", {"no_such_option": 1}), ConfigError),
+                        (lambda: run_prepare(tmp_path / "in", tmp_path / "w", None, jobs=2, low_memory=True),
+                         ConfigError),
+                        (lambda: run_prepare(tmp_path / "nowhere", tmp_path / "w"), InputError),
+                        (lambda: run_embed(tmp_path / "w", {"audio": "spec"}), InputError)):
+        with pytest.raises(error) as info:
+            call()
+        assert "\n" not in str(info.value)
+    assert not (tmp_path / "w").exists()  # nothing was written

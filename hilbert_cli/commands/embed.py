@@ -14,7 +14,7 @@ from typing import Optional
 import typer
 
 from ..embed.options import DEFAULT_AUDIO, DEFAULT_TEXT
-from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
+from ..engines.options import EngineOpt, JobsOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
 
 
 def embed(
@@ -37,6 +37,7 @@ def embed(
     overwrite: bool = typer.Option(False, "--overwrite", help="Recompute features already written with the same options (the vector cache is still used)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     engine: EngineOpt = "local",
+    jobs: JobsOpt = 1,
     ray_address: RayAddressOpt = None,
     ray_num_cpus: RayNumCpusOpt = None,
     ray_num_gpus: RayNumGpusOpt = None,
@@ -54,16 +55,15 @@ def embed(
     """
     from pydantic import ValidationError
 
+    from ..api import run_embed
     from ..batch import Shard
     from ..console import result as say
     from ..console import warn
     from ..devices import pick_device
     from ..engines.options import engine_settings
-    from ..errors import ConfigError, InputError
+    from ..errors import ConfigError
     from ..segment.options import SegmentOptions
     from ..embed.options import EmbedOptions
-    from ..embed.cache import segment_key
-    from ..embed.pipeline import check_models, discover_prepared, embed_work_dir, features_dir
 
     seg = {k: v for k, v in dict(speakers=speakers, min_words=min_words, max_words=max_words, min_s=min_s,
                                   max_s=max_s, threshold=threshold, emotion=emotion, prosody=prosody).items()
@@ -78,16 +78,13 @@ def embed(
     sh = Shard.parse(shard)
     pick_device(device)
     eng, eng_opts = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
-    recordings = discover_prepared(work_dir)
-    if not recordings:
-        raise InputError(f"no recordings found under {work_dir / 'prepare' / 'words'} (did every `hilbert prepare` fail?)")
-    check_models(opts)  # fail fast (one line) on a model that is not available; loads nothing
-    result = embed_work_dir(work_dir, opts, recordings=recordings, overwrite=overwrite, shard=sh,
-                            show_progress=not quiet, engine=eng, engine_options=eng_opts)
+    # no recordings, or a model that is not available: one line before anything runs
+    result = run_embed(work_dir, opts, shard=sh, overwrite=overwrite, engine=eng, engine_options=eng_opts, jobs=jobs,
+                       progress=not quiet)
     # the summary and the paths written are the result: stdout, with or without --quiet
     say(result.summary())
-    say(f"features: {features_dir(work_dir, opts)}")
-    say(f"segments: {work_dir / 'embed' / 'segments' / segment_key(opts.segment.model_dump())}")
+    say(f"features: {result.features_dir}")
+    say(f"segments: {result.segments_dir}")
     if result.failed:
         warn(f"{len(result.failed)} recording(s) failed: see {work_dir / 'errors' / 'embed'}")
     raise typer.Exit(result.exit_code)

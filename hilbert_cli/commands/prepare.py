@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from ..engines.options import EngineOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
+from ..engines.options import EngineOpt, JobsOpt, RayAddressOpt, RayConcurrencyOpt, RayNumCpusOpt, RayNumGpusOpt
 from . import check_transcripts_dir
 
 
@@ -47,6 +47,7 @@ def prepare(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo recordings already prepared with the same options."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     engine: EngineOpt = "local",
+    jobs: JobsOpt = 1,
     ray_address: RayAddressOpt = None,
     ray_num_cpus: RayNumCpusOpt = None,
     ray_num_gpus: RayNumGpusOpt = None,
@@ -61,11 +62,12 @@ def prepare(
     OUT/manifest/prepare/part-K-of-N.parquet has one row per file found (ok, no_speech, error,
     ignored); the summary and the exit code are read from it.
     """
+    from ..api import run_prepare
     from ..batch import Shard, discover
     from ..console import console, warn
     from ..console import result as say
     from ..engines.options import engine_settings
-    from ..prepare import PrepareOptions, Preparer, prepare_recordings
+    from ..prepare import PrepareOptions
     from ..prepare.transcripts import EXTENSIONS
 
     check_transcripts_dir(transcripts)
@@ -91,21 +93,9 @@ def prepare(
             warn(f"skipped {s.path}: {s.reason}")
     if sidecar_files:
         console.print(f"{len(sidecar_files)} transcript/other text file(s) next to the audio (used as sidecars when they match a recording)")
-    preparer = None
-    if eng == "local":
-        # fail fast, before the batch, on a model that cannot be loaded (exit 2, one line)
-        preparer = Preparer(opts)
-        _ = preparer.diarizer
-        if low_memory:
-            from ..prepare.asr import WhisperASR
-
-            WhisperASR.check(opts.asr)  # loaded only after diarization is done and freed
-        else:
-            _ = preparer.asr  # also with --transcripts: recordings without one are transcribed
-    result = prepare_recordings(
-        recordings, opts, out, overwrite=overwrite, shard=sh, show_progress=not quiet,
-        engine=eng, engine_options=eng_opts, preparer=preparer, low_memory=low_memory, ignored=skipped,
-    )
+    # models are loaded (local engine) before the batch: one that cannot be fails now (exit 2, one line)
+    result = run_prepare((recordings, skipped), out, opts, shard=sh, overwrite=overwrite, low_memory=low_memory,
+                         engine=eng, engine_options=eng_opts, jobs=jobs, progress=not quiet)
     say(result.summary())  # the summary is the result: stdout, with or without --quiet
     if result.failed:
         warn(f"{len(result.failed)} recording(s) failed: see {out / 'errors' / 'prepare'}")

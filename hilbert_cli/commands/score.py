@@ -15,6 +15,7 @@ import typer
 
 from ..engines.options import (
     EngineOpt,
+    JobsOpt,
     RayAddressOpt,
     RayConcurrencyOpt,
     RayNumCpusOpt,
@@ -60,6 +61,7 @@ def score(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     engine: EngineOpt = "local",
+    jobs: JobsOpt = 1,
     ray_address: RayAddressOpt = None,
     ray_num_cpus: RayNumCpusOpt = None,
     ray_num_gpus: RayNumGpusOpt = None,
@@ -72,24 +74,17 @@ def score(
     work directory are reused. Killed and restarted, it ends with exactly the table of an
     uninterrupted run.
     """
+    from ..api import run_score
     from ..batch import Shard
-    from ..devices import pick_device
-    from ..scoring.evidence import DEFAULT_TOP
-    from ..scoring.pipeline import ScoreOptions, score_recordings, shard_output_path
+    from ..console import results
 
     model = require_model(model)
     check_transcripts_dir(transcripts)
     sh = Shard.parse(shard)
     engine, engine_options = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)
-    pick_device(device)  # one line now if the device is not there
-    out_path = shard_output_path(out, sh)
-    work_dir = work if work is not None else out_path.parent / "hilbert_work"
-    opts = ScoreOptions(model_dir=model, work_dir=work_dir, embeddings=embeddings, device=device,
-                        transcripts=transcripts, explain=explain or explain_top is not None,
-                        explain_top=explain_top or DEFAULT_TOP)
-    run = score_recordings(input, opts, out, shard=sh, overwrite=overwrite, show_progress=not quiet,
-                           engine=engine, engine_options=engine_options)
-    from ..console import results
+    run = run_score(input, model, out, work=work, embeddings=embeddings, explain=explain, explain_top=explain_top,
+                    transcripts=transcripts, device=device, shard=sh, overwrite=overwrite, engine=engine,
+                    engine_options=engine_options, jobs=jobs, progress=not quiet)
 
     print_summary(run, results)  # the summary is the result: stdout
     raise typer.Exit(run.exit_code)
@@ -105,9 +100,10 @@ def require_model(model: Optional[Path]) -> Path:
 
 
 def print_summary(run, console) -> None:
+    """The run's summary table (run: api.ScoreResult)."""
     from rich.table import Table
 
-    r = run.result
+    r = run.batch
     c = r.counts()  # from the manifest rows, like the exit code
     audio_h = r.audio_s / 3600
     rt = f"{r.audio_s / r.wall_s:.1f}x" if r.wall_s > 0 and r.audio_s > 0 else "-"
@@ -124,7 +120,7 @@ def print_summary(run, console) -> None:
     if run.timings and r.audio_s > 0:
         t.add_row("x real time per stage", ", ".join(
             f"{k} {r.audio_s / v:.1f}x" for k, v in run.timings.items() if v > 0))
-    t.add_row("table", f"{run.out_path} ({run.n_rows} rows)")
+    t.add_row("table", f"{run.scores_path} ({run.n_rows} rows)")
     if r.manifest_path is not None:
         t.add_row("manifest", f"{r.manifest_path} ({len(r.rows)} files)")
     if run.evidence_path is not None:
@@ -132,7 +128,7 @@ def print_summary(run, console) -> None:
     console.print(t)
     if c["failed"]:
         console.print(f"[yellow]{c['failed']} recording(s) failed: see the error rows (status = 'error') "
-                      f"in {run.out_path}; run the same command again to retry them.[/]")
+                      f"in {run.scores_path}; run the same command again to retry them.[/]")
 
 
 def merge(
