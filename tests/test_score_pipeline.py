@@ -218,3 +218,37 @@ def test_cli_bad_model_exit_code_and_one_line(score_setup, tmp_path):
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and "nope" in lines[0] and "error" in lines[0]
+
+
+@pytest.mark.timeout(600)
+def test_ray_chain_prepares_on_its_own_pool_and_scores_as_the_local_engine(score_setup, reference, tmp_path):
+    """--engine ray runs score as two stages (ScorePrepare, then ScoreWorker): the same table,
+    the same error rows (a recording that cannot be prepared is reported by the score stage,
+    error_stage prepare), and --jobs 2 on the local engine the same again."""
+    ray = pytest.importorskip("ray")
+    from hilbert_cli.engines.ray_cluster import init_local
+
+    run, d = reference
+    ref = _table(run.out_path).to_pandas().set_index("recording_id")
+    if ray.is_initialized():
+        ray.shutdown()
+    init_local(num_cpus=2, object_store_memory=200 * 1024**2)
+    try:
+        ray_run = score_recordings(score_setup.inputs, _opts(score_setup, tmp_path / "work", embeddings=True),
+                                   tmp_path / "scores.parquet", show_progress=False, engine="ray",
+                                   engine_options={"concurrency": 1})
+    finally:
+        ray.shutdown()
+    jobs_run = score_recordings(score_setup.inputs, _opts(score_setup, tmp_path / "work2", embeddings=True),
+                                tmp_path / "scores2.parquet", show_progress=False, jobs=2)
+    for other in (ray_run, jobs_run):
+        assert other.result.done == run.result.done and other.result.failed and \
+            [f["recording_id"] for f in other.result.failed] == [f["recording_id"] for f in run.result.failed]
+        df = _table(other.out_path).to_pandas().set_index("recording_id")
+        assert list(df.index) == list(ref.index)
+        for col in ("status", "label", "error_stage", "error_type"):
+            assert df[col].tolist() == ref[col].tolist(), col
+        ok = df.status == "ok"
+        assert np.allclose(np.stack(df[ok].probabilities), np.stack(ref[ok].probabilities), atol=1e-5)
+    assert not (tmp_path / "work" / "errors" / "score-prepare").exists()  # the prepare stage never fails a recording
+    assert (tmp_path / "work" / "errors" / "score").is_dir()
