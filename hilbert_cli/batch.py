@@ -37,7 +37,7 @@ from . import manifest
 from .console import console
 from .errors import ConfigError, DiskFull, InputError, disk_full_cause, disk_full_message, one_line
 from .contracts.failures import read_error_rows, write_error_row
-from .parquet_io import read_metadata
+from .contracts.base import OutputMeta
 
 AUDIO_EXTENSIONS = frozenset(
     ".wav .wave .flac .mp3 .m4a .aac .ogg .oga .opus .webm .mp4 .m4b .mka .mkv .mov .wma "
@@ -194,7 +194,7 @@ def discover_outputs(root: Path, suffix: str = ".parquet") -> list[Recording]:
         if any(part.startswith(".") for part in rel.parts):
             continue  # temps and the like
         try:
-            rid = str(read_metadata(p).get("recording_id") or "")
+            rid = str(OutputMeta.read(p).recording_id or "")
         except InputError:
             rid = ""
         rid = as_text(rid or rel.as_posix()[: -len(suffix)])  # unreadable: an error row later, by its path
@@ -255,7 +255,7 @@ def is_complete(path: Path, config_hash: str) -> bool:
     if not path.is_file():
         return False
     try:
-        return read_metadata(path).get("config_hash") == config_hash
+        return OutputMeta.read(path).config_hash == config_hash
     except InputError:
         return False
 

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import ExitCode, InputError
+from .contracts.base import OutputMeta, TableMeta
 from .contracts.manifest import MANIFEST_SCHEMA, ManifestMeta, read_manifest_parts, write_manifest_part  # noqa: F401
-from .parquet_io import read_metadata
+from .contracts.prepare import PrepareMeta
 
 if TYPE_CHECKING:  # batch imports this module
     from .batch import BatchResult, Recording, Shard, Skipped
@@ -42,10 +43,10 @@ def failure_status(exc: BaseException) -> str:
     return NO_SPEECH if getattr(exc, "hilbert_status", None) == NO_SPEECH else ERROR
 
 
-def footer(path: Path) -> tuple[int, dict] | None:
-    """(row count, hilbert metadata) of a Parquet file from its footer alone; None if unreadable."""
+def footer(path: Path, model: type[TableMeta] = OutputMeta) -> tuple[int, Any] | None:
+    """(row count, hilbert metadata as `model`) of a Parquet file from its footer alone; None if unreadable."""
     try:
-        return pq.ParquetFile(path).metadata.num_rows, read_metadata(path)
+        return pq.ParquetFile(path).metadata.num_rows, model.read(path)
     except (OSError, pa.ArrowInvalid, InputError):
         return None
 
@@ -55,12 +56,11 @@ def words_facts(path: Path, config_hash: str | None = None) -> dict:
     unreadable or written with another config hash than `config_hash` (when given)."""
     if not Path(path).is_file():
         return {}
-    f = footer(path)
-    if f is None or (config_hash is not None and f[1].get("config_hash") != config_hash):
+    f = footer(path, PrepareMeta)
+    if f is None or (config_hash is not None and f[1].config_hash != config_hash):
         return {}
     n, meta = f
-    return {"duration_s": meta.get("duration_s"), "n_words": n, "n_speakers": len(meta.get("speakers") or []),
-            "no_speech": n == 0}
+    return {"duration_s": meta.duration_s, "n_words": n, "n_speakers": len(meta.speakers), "no_speech": n == 0}
 
 
 def _num(value: Any, kind: type) -> Any:

@@ -192,3 +192,12 @@ def test_a_model_config_with_a_mistyped_key_fails_at_load_in_one_line(tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(ConfigError, match=r"config.json: epochs: "):
         _typed_config(tmp_path / "config.json", {**cfg, "features_metadata": {}, "epochs": "x"})
+
+
+def test_a_null_where_01_readers_took_a_default_reads_as_the_default(tmp_path):
+    meta = PrepareMeta.from_metadata({"speakers": None, "options": None, "duration_s": None})
+    assert meta.speakers == [] and meta.options == {} and meta.duration_s is None
+    assert "speakers" not in meta.to_metadata() and meta.to_metadata()["duration_s"] is None
+    cfg = ModelDirConfig.from_metadata({"features_metadata": None, "backbones": None, "task": "t"})
+    assert cfg.features_metadata == {} and cfg.backbones == {} and cfg.features.prepare.options == {}
+    assert FeaturesMeta.from_metadata({"prepare": None, "audio_model": None}).audio_model is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, Optional, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -23,10 +23,25 @@ from ..parquet_io import read_metadata, write_table_atomic
 T = TypeVar("T", bound="TableMeta")
 
 
-class TableMeta(BaseModel):
-    """Keys common to every table's metadata: who wrote it, which stage, which format."""
+class Lenient(BaseModel):
+    """A metadata block as files hold it: unknown keys kept, and a null where the model has a
+    non-null default read as absent (0.1's readers took `meta.get(key) or default`)."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nulls_as_absent(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            return raw
+        drop = [key for name, f in cls.model_fields.items()
+                if raw.get(key := f.alias or name, 0) is None
+                and (f.default_factory is not None or f.default is not None)]
+        return {k: v for k, v in raw.items() if k not in drop} if drop else raw
+
+
+class TableMeta(Lenient):
+    """Keys common to every table's metadata: who wrote it, which stage, which format."""
 
     #: the format this hilbert writes for the table; a file without the key is format 1 (0.1)
     FORMAT_VERSION: ClassVar[int] = 1
@@ -84,6 +99,14 @@ class TableMeta(BaseModel):
     def current(cls: type[T], **fields: Any) -> T:
         """A model for a file this hilbert writes now (format_version = FORMAT_VERSION)."""
         return cls(format_version=cls.FORMAT_VERSION, **fields)
+
+
+class OutputMeta(TableMeta):
+    """What every per-recording output records, whatever its stage: resume (`batch.is_complete`)
+    and discovery (`batch.discover_outputs`) read only these keys."""
+
+    recording_id: Optional[str] = None
+    config_hash: Optional[str] = None
 
 
 def validation_line(exc: ValidationError, prefix: str = "") -> str:

@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import model_validator
 
-from .base import TableMeta
+from .base import Lenient, TableMeta
 from .prepare import PrepareMeta
 
 SEGMENTS_SCHEMA = pa.schema(
@@ -71,13 +71,11 @@ class SegmentsMeta(TableMeta):
     prepare_config_hash: Optional[str] = None
 
 
-class EncoderInfo(BaseModel):
+class EncoderInfo(Lenient):
     """An encoder's provenance: alias, dim, repo, revision, options (a joined `a+b` one: its parts).
 
     0.1 files may name the encoder by ``name`` or ``repo`` instead of ``alias``, or by a plain
     string; all read as `alias`."""
-
-    model_config = ConfigDict(extra="allow")
 
     alias: Optional[str] = None
     dim: Optional[int] = None

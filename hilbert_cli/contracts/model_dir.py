@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from .. import __version__
+from .base import Lenient
 from .embed import FeaturesMeta
 
 FORMAT = "hilbert-model"
@@ -20,10 +21,10 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-class ModelDirConfig(BaseModel):
+class ModelDirConfig(Lenient):
     """config.json, keys in the order they are written."""
 
-    model_config = ConfigDict(extra="allow", protected_namespaces=())
+    model_config = ConfigDict(protected_namespaces=())
 
     format: str = FORMAT
     format_version: int = MODEL_FORMAT_VERSION

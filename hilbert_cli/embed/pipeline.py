@@ -337,10 +337,10 @@ def embedded_facts(rec: Recording, features_path: Path, options: EmbedOptions) -
     prepare, segments from the features file when it was written with this run's hash."""
     facts = manifest.words_facts(rec.path)
     prep = manifest.footer(rec.path) if facts else None
-    chash = config_hash(options, prep[1].get("config_hash")) if prep else None
+    chash = config_hash(options, prep[1].config_hash) if prep else None
     facts.update(config_hash=chash, n_segments=None, no_speech=False)
     feats = manifest.footer(features_path) if chash and features_path.is_file() else None
-    if feats is not None and feats[1].get("config_hash") == chash:
+    if feats is not None and feats[1].config_hash == chash:
         facts.update(n_segments=feats[0], no_speech=feats[0] == 0)
     return facts
 
