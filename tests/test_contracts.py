@@ -96,12 +96,14 @@ def test_a_01_features_file_reads_with_its_nested_prepare_block(tmp_path):
     fm = FeaturesMeta.read(write_01(tmp_path / "f.parquet", feats, meta))
     assert fm.format_version == 1 and fm.n_segments == 1 and fm.audio_model.dim == 4
     assert fm.prepare.recording_id == "site1/a.wav" and fm.prepare.format_version == 1
-    stats = fm.document_stats()
+    from hilbert_cli.embed.doc_stats import DocStats
+
+    stats = DocStats.from_dict(fm.doc_stats)
     assert stats.n_words == 1 and stats.speaking_time_s == 0.4 and stats.turn_count == 0
     out = fm.to_metadata()
     assert out["prepare"]["options"] == PREPARE_01["options"] and "schema_version" not in out["prepare"]
     assert out["audio_model"] == meta["audio_model"] and out["doc_stats"] == meta["doc_stats"]
-    assert FeaturesMeta.from_metadata({"stage": "embed"}).document_stats() is None  # 0.1 before doc_stats
+    assert FeaturesMeta.from_metadata({"stage": "embed"}).doc_stats is None  # 0.1 before doc_stats
 
 
 def test_a_01_vector_cache_entry_is_reused(tmp_path):

@@ -145,9 +145,3 @@ class FeaturesMeta(TableMeta):
         return {"audio": self.audio_model.alias if self.audio_model else None,
                 "text": self.text_model.alias if self.text_model else None,
                 "audio_dim": d_audio, "text_dim": d_text}
-
-    def document_stats(self):
-        """The recorded DocStats (embed.doc_stats), or None when the file has none."""
-        from ..embed.doc_stats import DocStats
-
-        return None if self.doc_stats is None else DocStats.from_dict(self.doc_stats)
