@@ -98,14 +98,16 @@ def build_documents(names: list[str], per_speaker: int, seed: int = 0,
 
     EmoDB's actors did not record every sentence in every emotion, so drawing utterances by
     emotion alone makes a document's sentence mix depend on its label (a text-only model then
-    scores ~0.6 AUC on fixed sentences). With `sentence_balanced` (the default) every slot
-    first draws a sentence uniformly from those the speaker recorded in both groups, then
-    its group (the document's negative share), then an utterance of that sentence and group
-    (cycling through the pool before any repeats): the sentence mix is independent of the
-    label. Half of each speaker's documents are negative-majority, so a held-out speaker's
-    label rate is the training folds' (else an uninformative model's intercept alone skews
-    the pooled out-of-fold AUC). `sentence_balanced=False` is the old draw (utterances by group only), kept to
-    measure the leak.
+    scores ~0.6 AUC on fixed sentences). With `sentence_balanced` (the default) documents come
+    in pairs of one speaker: the same sequence of sentences (drawn uniformly from those the
+    speaker recorded in both groups), one pair member negative-majority and one not, each slot
+    filled with an utterance of that sentence in the slot's group (cycling through the pool
+    before any repeats). Both labels then hold exactly the same sentences, so a model of the
+    sentences alone cannot tell them apart (drawing sentences independently of the label only
+    holds on average: on 100 documents the chance association alone gave a text-only AUC
+    anywhere in 0.36-0.64 across seeds); half of each speaker's documents are negative-majority,
+    so a held-out speaker has the training folds' label rate. `sentence_balanced=False` is the
+    old draw (utterances by group only), kept to measure the leak.
     """
     rng = np.random.default_rng(seed)
     by_spk: dict[str, dict[str, list[int]]] = {}
@@ -116,6 +118,17 @@ def build_documents(names: list[str], per_speaker: int, seed: int = 0,
             by_spk.setdefault(n[:2], {"neg": [], "pos": []})[grp].append(i)
     docs = []
     for spk, pools in sorted(by_spk.items()):
+        if not sentence_balanced:
+            for _ in range(per_speaker):
+                n = int(rng.integers(20, 41))
+                k = int(round(rng.uniform(0.15, 0.85) * n))
+                if 2 * k == n:
+                    k += 1
+                neg = rng.choice(pools["neg"], k, replace=k > len(pools["neg"]))
+                pos = rng.choice(pools["pos"], n - k, replace=n - k > len(pools["pos"]))
+                idx = list(rng.permutation(np.concatenate([neg, pos]).astype(int)))
+                docs.append((spk, [int(i) for i in idx], int(2 * k > n)))
+            continue
         cells: dict[tuple[str, str], list[int]] = {}
         for grp, idx in pools.items():
             for i in idx:
@@ -128,24 +141,16 @@ def build_documents(names: list[str], per_speaker: int, seed: int = 0,
                 queues[cell] = list(rng.permutation(cells[cell]))
             return int(queues[cell].pop())
 
-        # half of each speaker's documents negative-majority (an odd count: one more either
-        # way), so every held-out speaker has the training folds' label rate
-        labels = rng.permutation([j % 2 for j in range(per_speaker)]) if sentence_balanced else [None] * per_speaker
-        for want in labels:
+        made: list[tuple[str, list[int], int]] = []
+        while len(made) < per_speaker:
             n = int(rng.integers(20, 41))
-            share = rng.uniform(0.15, 0.85) if want is None else rng.uniform(0.5, 0.85) if want else rng.uniform(0.15, 0.5)
-            k = int(round(share * n))
-            if 2 * k == n:
-                k += 1 if want is None or want else -1
-            if sentence_balanced:
+            sents = [str(s) for s in rng.choice(sentences, n)]
+            for want in rng.permutation([1, 0]):
+                lo, hi = (n // 2 + 1, int(round(0.85 * n))) if want else (int(round(0.15 * n)), (n - 1) // 2)
+                k = int(rng.integers(lo, hi + 1))
                 groups = rng.permutation(["neg"] * k + ["pos"] * (n - k))
-                sents = rng.choice(sentences, n)
-                idx = [draw((str(s), str(g))) for s, g in zip(sents, groups)]
-            else:
-                neg = rng.choice(pools["neg"], k, replace=k > len(pools["neg"]))
-                pos = rng.choice(pools["pos"], n - k, replace=n - k > len(pools["pos"]))
-                idx = list(rng.permutation(np.concatenate([neg, pos]).astype(int)))
-            docs.append((spk, [int(i) for i in idx], int(2 * k > n)))
+                made.append((spk, [draw((s, str(g))) for s, g in zip(sents, groups)], int(want)))
+        docs += made[:per_speaker]
     return docs
 
 

@@ -57,5 +57,10 @@ def test_balanced_documents_hold_no_label_in_their_sentences(names, build):
         assert label == int(2 * neg > len(idx)) and all(names[i][5] in "WATELFN" for i in idx)
     # half of each speaker's documents are negative-majority
     assert len(by_spk) == 10 and all(sum(v) == 10 for v in by_spk.values())
+    # and the two labels hold exactly the same sentences: documents pair up with one sentence
+    # sequence, one of each label
+    seqs = Counter((spk, tuple(names[i][2:5] for i in idx), label) for spk, idx, label in docs)
+    for (spk, seq, label), count in seqs.items():
+        assert seqs[(spk, seq, 1 - label)] == count, (spk, seq)
     # utterances of a (sentence, group) cell are used in turn before any repeats
     assert build(names, 20, seed=3) == docs
