@@ -119,8 +119,8 @@ def run_prepare(source: Input, out: str | os.PathLike, options: "PrepareOptions 
                 progress: bool = True, check_models: bool = True) -> PrepareResult:
     """Recordings -> OUT/prepare/words/ and OUT/prepare/turns/ (docs/ARCHITECTURE.md, "Stages")."""
     from .engines.runner import get_engine
-    from .prepare.options import PrepareOptions
-    from .prepare.stage import load_models, prepare_recordings
+    from .prepare import PrepareOptions, prepare_recordings  # the package's names, looked up per call
+    from .prepare.stage import load_models
 
     opts = _options(PrepareOptions, options, "prepare")
     eng = get_engine(engine, engine_options, jobs=jobs)
