@@ -80,3 +80,22 @@ def test_doc_stats_on_features_without_them_is_one_clear_error():
     with pytest.raises(InputError, match="no document statistics"):
         Preprocessor.fit(ds, np.arange(12), doc_stats=True)
     assert Preprocessor.fit(ds, np.arange(12)).d_doc == 0
+
+
+def test_saving_the_same_model_twice_gives_the_same_bytes_and_model_id(tmp_path: Path):
+    """Retraining with the same seed must give the same model_id, or score never reuses its
+    cached parts: the weights file's bytes may not depend on a map's iteration order."""
+    import hashlib
+
+    from hilbert_cli.training.checkpoint import load_model_dir, save_task_model
+
+    ds, _ = _dataset(n=24)
+    fitted = _fit(ds, np.arange(24), doc_stats=True)
+    digests, ids = set(), set()
+    for i in range(8):
+        run = tmp_path / f"run{i}"
+        save_task_model(fitted, run / "models" / "rate", task="rate", run_name="docs", d_audio=6, d_text=5,
+                        features_metadata={})
+        digests.add(hashlib.sha256((run / "models" / "rate" / "model.safetensors").read_bytes()).hexdigest())
+        ids.add(load_model_dir(run).model_id)
+    assert len(digests) == 1 and len(ids) == 1, (digests, ids)

@@ -58,8 +58,10 @@ def save_task_model(fitted, out_dir: str | Path, *, task: str, run_name: str, d_
     out = Path(out_dir)
     sd = {f"model.{k}": v.detach().cpu().contiguous() for k, v in fitted.model.state_dict().items()}
     sd.update({k: v.cpu() for k, v in fitted.prep.state_dict().items()})
-    _atomic_bytes(out / WEIGHTS, lambda tmp: save_file(sd, tmp, metadata={"format": FORMAT,
-                                                                       "format_version": str(FORMAT_VERSION)}))
+    # One header key: safetensors writes its metadata map in a random order per save, so two keys
+    # made the same weights hash differently (and so the model_id, and score's cached parts).
+    header = {"hilbert": json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION}, sort_keys=True)}
+    _atomic_bytes(out / WEIGHTS, lambda tmp: save_file(sd, tmp, metadata=header))
     sha = _sha256(out / WEIGHTS)
     cfg = ModelDirConfig(
         model_id=f"{run_name}/{task}@{sha[:12]}",
