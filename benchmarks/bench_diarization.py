@@ -12,6 +12,12 @@ an overfitted threshold shows.
 
     python benchmarks/bench_diarization.py [--n-single 40] [--n-conv 20] [--full]
     python benchmarks/bench_diarization.py --code /tmp/base     # the same documents, other code
+    python benchmarks/bench_diarization.py --clustering nap-kmeans [--known-count]
+    python benchmarks/bench_diarization.py --fit-nap hilbert_cli/prepare/diarize/resemblyzer_emotion_nap.npy
+
+--known-count gives the diarizer each document's true speaker count (`--num-speakers N`).
+--fit-nap writes the emotion directions of `clustering = "nap-kmeans"`
+(prepare/diarize/speaker_space.py) from the tuning speakers' utterances only.
 
 --code DIR imports hilbert_cli from DIR (e.g. an untouched checkout) instead of this tree.
 The reference of an utterance is its span minus the zero padding at its end (this EmoDB copy
@@ -162,15 +168,51 @@ def der(ref: list[tuple[float, float, str]], turns: list[tuple[float, float, str
             "miss": c["missed detection"] / total, "false_alarm": c["false alarm"] / total, "total_s": total}
 
 
-def make_diarizer(args):
+def make_diarizer(args, num_speakers: int | None = None):
     from hilbert_cli.prepare.diarize import load_diarizer
     from hilbert_cli.prepare.options import PrepareOptions
 
-    kw = {"diarization": args.diarization, "cpu_threads": args.threads}
-    return load_diarizer(PrepareOptions(**kw), device="cpu")
+    kw = {"diarization": args.diarization, "cpu_threads": args.threads, "num_speakers": num_speakers}
+    if args.clustering:  # older code has no such option
+        kw["clustering"] = args.clustering
+    return load_diarizer(PrepareOptions(**{k: v for k, v in kw.items() if v is not None}), device="cpu")
 
 
-def run(docs: list[Document], diarizer, tmp: Path) -> list[dict]:
+def fit_nap(emodb: Path, tune: tuple[str, ...], out: Path, k: int = 5) -> None:
+    """Emotion directions from the tuning speakers' utterances (one averaged embedding each)."""
+    from hilbert_cli.prepare.diarize.speaker_space import fit_projection
+    from hilbert_cli.prepare.options import PrepareOptions
+    from hilbert_cli.prepare.diarize import load_diarizer
+    from hilbert_cli.prepare.diarize.vad import speech_regions
+    from hilbert_cli.prepare.diarize.vad_cluster import embedding_windows
+    from hilbert_cli.audio import iter_spans
+
+    opts = PrepareOptions(cpu_threads=2)
+    d = load_diarizer(opts)
+    by_spk: dict[str, list[np.ndarray]] = {}
+    files = [f for spk, fs in by_speaker(emodb / "wav").items() if spk in tune for f in fs]
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, f in enumerate(files):
+            doc = Document(f.stem, "single", "tune", [f.name[:2]], [(f.name[:2], f)], [0.5])
+            path = Path(tmp) / "u.wav"
+            doc.render(path, {})
+            probs, n = d.vad.file_probabilities(path, 30.0)
+            regions = speech_regions(probs, n, **opts.vad.regions_kwargs())
+            o = opts.diarization
+            windows = embedding_windows(regions, o.embed_window_s, o.embed_step_s)
+            if not windows:
+                continue
+            clips = [c for _, c in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=30.0)]
+            by_spk.setdefault(f.name[:2], []).append(d.encoder.embed(clips).mean(0))
+            print(f"\r{i + 1}/{len(files)} utterances", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    u = fit_projection({s: np.stack(v) for s, v in by_spk.items()}, k)
+    np.save(out, u)
+    print(f"wrote {out}: {u.shape[0]} x {u.shape[1]} emotion directions from speakers {sorted(by_spk)} "
+          f"({sum(len(v) for v in by_spk.values())} utterances)")
+
+
+def run(docs: list[Document], diarizer, tmp: Path, known_count=None) -> list[dict]:
     cache: dict = {}
     rows = []
     t0 = time.perf_counter()
@@ -178,7 +220,7 @@ def run(docs: list[Document], diarizer, tmp: Path) -> list[dict]:
         path = tmp / f"{d.name}.wav"
         ref = d.render(path, cache)
         t = time.perf_counter()
-        out = diarizer.diarize(path)
+        out = (known_count(len(d.speakers)) if known_count else diarizer).diarize(path)
         dt = time.perf_counter() - t
         row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers),
                "found": len(out.speakers), "audio_s": out.duration_s, "s": dt}
@@ -228,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--full", action="store_true", help="larger run: 200 single-speaker documents, 100 conversations")
     ap.add_argument("--tune-speakers", default=",".join(TUNE_SPEAKERS), help="speakers the defaults were tuned on")
     ap.add_argument("--diarization", default="vad-cluster")
+    ap.add_argument("--clustering", default=None, help="vad-cluster clustering (tree | nap-kmeans); default: the code's own")
+    ap.add_argument("--known-count", action="store_true", help="give the diarizer each document's true speaker count")
+    ap.add_argument("--fit-nap", type=Path, default=None, help="write the emotion directions (tuning speakers) here and stop")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write every document's figures here")
@@ -242,11 +287,22 @@ def main(argv: list[str] | None = None) -> int:
     import hilbert_cli
 
     print(f"code: {Path(hilbert_cli.__file__).parent.parent}", file=sys.stderr)
-    docs = build(emodb, args.n_single, args.n_conv, tuple(args.tune_speakers.split(",")), args.seed)
+    tune = tuple(args.tune_speakers.split(","))
+    if args.fit_nap:
+        fit_nap(emodb, tune, args.fit_nap)
+        return 0
+    docs = build(emodb, args.n_single, args.n_conv, tune, args.seed)
     diarizer = make_diarizer(args)
+    known = None
+    if args.known_count:
+        by_n: dict[int, object] = {}
+
+        def known(n: int):
+            return by_n.setdefault(n, make_diarizer(args, n))
     with tempfile.TemporaryDirectory() as tmp:
-        rows = run(docs, diarizer, Path(tmp))
-    print(f"diarization {args.diarization}, code {args.code}, seed {args.seed}")
+        rows = run(docs, diarizer, Path(tmp), known)
+    print(f"diarization {args.diarization}, clustering {args.clustering or 'default'}"
+          f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {args.seed}")
     for line in summary(rows):
         print(line)
     if args.json:

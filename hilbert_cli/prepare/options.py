@@ -95,6 +95,11 @@ class DiarizationOptions(_Group):
         None, description="pyannote pipeline: registry alias, hub id or local directory (default pyannote-community-1)"
     )
     speaker_encoder: str = Field("resemblyzer", description="speaker encoder of the vad-cluster backend")
+    clustering: Literal["tree", "nap-kmeans"] = Field(
+        "tree", description="vad-cluster: tree (average-linkage cut, spread test, small clusters folded) | "
+        "nap-kmeans (emotion directions projected out, k-means, a centroid-distance test for the count; "
+        "prepare/diarize/speaker_space.py)"
+    )
     num_speakers: Optional[int] = Field(None, ge=1)
     min_speakers: Optional[int] = Field(None, ge=1)
     max_speakers: Optional[int] = Field(None, ge=1)
@@ -264,6 +269,8 @@ class PrepareOptions(BaseModel):
         out = {k: v for k, v in self.flat().items() if k not in RUNTIME_ONLY}
         if out.get("prompts") is None:
             out.pop("prompts", None)  # outputs made before the field existed keep their hash
+        if out.get("clustering") == "tree":
+            out.pop("clustering")  # likewise: the tree is what vad-cluster did before the choice existed
         return out
 
 

@@ -333,10 +333,17 @@ class VadClusterDiarizer:
                 batch_idx, batch = [], []
         if batch:
             embs[batch_idx] = self.encoder.embed(batch)
-        ids = cluster(
-            embs, threshold=o.cluster_threshold, num_speakers=o.num_speakers,
-            min_speakers=o.min_speakers, max_speakers=o.max_speakers, min_share=o.min_speaker_share, spread_ratio=o.spread_ratio,
-        )
+        if o.clustering == "nap-kmeans":
+            from .speaker_space import nap_kmeans
+
+            ids = nap_kmeans(embs, windows, num_speakers=o.num_speakers, min_speakers=o.min_speakers,
+                             max_speakers=o.max_speakers)
+        else:
+            ids = cluster(
+                embs, threshold=o.cluster_threshold, num_speakers=o.num_speakers,
+                min_speakers=o.min_speakers, max_speakers=o.max_speakers, min_share=o.min_speaker_share,
+                spread_ratio=o.spread_ratio,
+            )
         labels = relabel_by_first_appearance(ids)
         turns = turns_from_windows(regions, windows, labels)
         info.update(n_windows=len(windows), n_speakers=len(set(labels)))

@@ -1,0 +1,132 @@
+"""`clustering = "nap-kmeans"` (prepare/diarize/speaker_space.py): emotion directions projected out
+of Resemblyzer embeddings, k-means, a centroid-distance test for the speaker count.
+
+The real-speech checks use EmoDB speakers held out from fitting the shipped directions
+(tuning speakers 03 08 09 10 11; benchmarks/bench_diarization.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hilbert_cli.prepare import PrepareOptions
+from hilbert_cli.prepare.diarize.speaker_space import (
+    NAP_FILE,
+    emotion_projection,
+    fit_projection,
+    nap_kmeans,
+    window_groups,
+)
+from hilbert_cli.prepare.pipeline import config_hash
+from test_diarize_real_speech import _by_emotion, _document, needs_emodb, needs_resemblyzer
+
+
+def _unit(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_fit_finds_the_direction_every_voice_moves_in():
+    rng = np.random.default_rng(0)
+    mood = _unit(rng.standard_normal(64))
+    voices = {f"s{i}": _unit(rng.standard_normal(64)) * 3 + rng.standard_normal((40, 1)) * mood
+              + 0.05 * rng.standard_normal((40, 64)) for i in range(5)}
+    u = fit_projection(voices, k=2)
+    assert u.shape == (64, 2)
+    assert abs(float(u[:, 0] @ mood)) > 0.95
+
+
+def test_the_shipped_directions_are_orthonormal_resemblyzer_directions():
+    u = np.load(NAP_FILE, allow_pickle=False)
+    assert u.dtype == np.float32 and u.shape == (256, 5)
+    np.testing.assert_allclose(u.T @ u, np.eye(5), atol=1e-4)
+    p = emotion_projection()
+    np.testing.assert_allclose(p @ u.astype(np.float64), 0.0, atol=1e-4)
+
+
+def test_window_groups_stay_inside_a_region_and_hold_at_most_three():
+    windows = [(0, 1, 0), (1, 2, 0), (2, 3, 0), (3, 4, 0), (5, 6, 1), (7, 8, 2), (8, 9, 2)]
+    assert window_groups(windows).tolist() == [0, 0, 0, 1, 2, 3, 3]
+
+
+def _points(centres, n, spread_dirs, spread, rng, noise=0.02):
+    """n points per centre, moved far along `spread_dirs` (mood) and a little elsewhere."""
+    out = []
+    for c in centres:
+        mood = rng.standard_normal((n, spread_dirs.shape[1])) * spread
+        out.append(_unit(c + mood @ spread_dirs.T + noise * rng.standard_normal((n, c.size))))
+    return np.concatenate(out)
+
+
+def test_moods_along_the_emotion_directions_are_one_speaker_voices_apart_are_two():
+    rng = np.random.default_rng(1)
+    u = np.load(NAP_FILE).astype(np.float64)
+    base = _unit(rng.standard_normal(256))
+    one = _points([base], 60, u, 0.5, rng)  # one voice whose moods span the emotion directions
+    windows = [(float(i), i + 1.0, i) for i in range(len(one))]  # one window per region
+    raw = 1 - (one @ one.T)
+    assert raw.max() > 0.4  # as far apart as two voices would be without the projection
+    assert set(nap_kmeans(one, windows).tolist()) == {0}
+    other = base - 1.0 * (np.eye(256) - u @ u.T) @ _unit(rng.standard_normal(256))  # ~0.3 apart
+    two = _points([base, other], 30, u, 0.5, rng)
+    labels = nap_kmeans(two, windows)
+    assert len(set(labels.tolist())) == 2
+    assert len(set(labels[:30].tolist())) == 1 and len(set(labels[30:].tolist())) == 1
+    fixed = nap_kmeans(one, windows, num_speakers=2)  # a given count is honoured
+    assert len(set(fixed.tolist())) == 2
+    assert set(nap_kmeans(two, windows, max_speakers=1).tolist()) == {0}
+
+
+def test_the_tree_keeps_the_old_hash_nap_kmeans_has_its_own():
+    assert "clustering" not in PrepareOptions().hashed()
+    assert config_hash(PrepareOptions(clustering="tree")) == config_hash(PrepareOptions())
+    assert config_hash(PrepareOptions(clustering="nap-kmeans")) != config_hash(PrepareOptions())
+
+
+@pytest.fixture(scope="module")
+def nap_diarizer():
+    from hilbert_cli.prepare.diarize import load_diarizer
+
+    return load_diarizer(PrepareOptions(cpu_threads=1, clustering="nap-kmeans"))
+
+
+HELD_OUT_SINGLE = ["12", "13", "14", "15",
+                   pytest.param("16", marks=pytest.mark.xfail(strict=True, reason="measured: two speakers found, "
+                                                               "by the tree and by nap-kmeans alike"))]
+
+
+@needs_emodb
+@needs_resemblyzer
+@pytest.mark.parametrize("speaker", HELD_OUT_SINGLE)
+def test_held_out_voice_in_seven_emotions_is_one_speaker(nap_diarizer, tmp_path, speaker):
+    files = _by_emotion(speaker, 2)
+    path, _ = _document(tmp_path, f"one-{speaker}", [(speaker, f) for f in files])
+    out = nap_diarizer.diarize(path)
+    assert out.speakers == ["SPEAKER_00"], out.info
+
+
+def _right_share(out, ref, people) -> float:
+    """Share of the reference speech given to the found speaker that holds most of its person."""
+    right = 0.0
+    for spk in out.speakers:
+        mine = [(s, e) for s, e, k in out.turns if k == spk]
+        share = {p: sum(max(0.0, min(e, y) - max(s, x)) for s, e in mine for x, y, q in ref if q == p) for p in people}
+        right += max(share.values())
+    return right / sum(e - s for s, e, _ in ref)
+
+
+@needs_emodb
+@needs_resemblyzer
+def test_held_out_women_with_a_known_count_are_told_apart_better_than_by_the_tree(tmp_path):
+    """Every pair of the held-out women (13, 14, 16), all emotions, `--num-speakers 2`: the case the
+    raw embeddings confuse (README). Measured: tree 0.50 / 0.73 / 0.55, nap-kmeans 0.64 / 0.90 / 0.91."""
+    from hilbert_cli.prepare.diarize import load_diarizer
+
+    diarizers = {c: load_diarizer(PrepareOptions(cpu_threads=1, clustering=c, num_speakers=2)) for c in ("tree", "nap-kmeans")}
+    shares: dict[str, list[float]] = {c: [] for c in diarizers}
+    for pa, pb in (("13", "14"), ("13", "16"), ("14", "16")):
+        pieces = [p for x, y in zip(_by_emotion(pa, 2), _by_emotion(pb, 2)) for p in ((pa, x), (pb, y))]
+        path, ref = _document(tmp_path, f"{pa}-{pb}", pieces)
+        for c, d in diarizers.items():
+            shares[c].append(_right_share(d.diarize(path), ref, (pa, pb)))
+    nap, tree = np.mean(shares["nap-kmeans"]), np.mean(shares["tree"])
+    assert nap > 0.78 and nap > tree + 0.1, shares
