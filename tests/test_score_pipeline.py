@@ -252,3 +252,32 @@ def test_ray_chain_prepares_on_its_own_pool_and_scores_as_the_local_engine(score
         assert np.allclose(np.stack(df[ok].probabilities), np.stack(ref[ok].probabilities), atol=1e-5)
     assert not (tmp_path / "work" / "errors" / "score-prepare").exists()  # the prepare stage never fails a recording
     assert (tmp_path / "work" / "errors" / "score").is_dir()
+
+
+def test_another_folders_recording_of_the_same_name_is_scored_anew(score_setup, reference, tmp_path):
+    """A shared --work keyed by recording id must not hand one folder's scores (or features)
+    to another folder's file of the same relative name: that file is scored as in a fresh work dir."""
+    run, d = reference
+    goods = sorted(p for p in score_setup.inputs.rglob("*.wav") if p.name not in score_setup.bad)
+    assert len(goods) >= 2
+    other = tmp_path / "other"
+    for i, p in enumerate(goods):  # each name now holds the next recording's audio
+        dst = other / p.relative_to(score_setup.inputs)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(goods[(i + 1) % len(goods)], dst)
+    work = tmp_path / "work"
+    shutil.copytree(d / "work", work)  # holds the first folder's prepare, embed and score parts
+    shared = score_recordings(other, _opts(score_setup, work, embeddings=True), tmp_path / "shared.parquet",
+                              show_progress=False)
+    fresh = score_recordings(other, _opts(score_setup, tmp_path / "fresh", embeddings=True), tmp_path / "fresh.parquet",
+                             show_progress=False)
+    assert len(shared.result.done) == len(goods)  # none taken from the first folder's parts
+    ours = _table(shared.out_path)
+    assert ours.equals(_table(fresh.out_path))
+    # and the audio really changed under each name: the first folder's vectors were not reused
+    def vectors(table):
+        return {r["recording_id"]: r["h_a"] for r in table.select(["recording_id", "task", "h_a"]).to_pylist()
+                if r["task"] is not None}
+
+    before, after = vectors(_table(run.out_path)), vectors(ours)
+    assert after and all(after[rid] != before[rid] for rid in after)

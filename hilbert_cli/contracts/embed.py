@@ -69,6 +69,8 @@ class SegmentsMeta(TableMeta):
     segment_options: dict[str, Any] = {}
     signals: Optional[dict[str, Any]] = None
     prepare_config_hash: Optional[str] = None
+    #: the audio file the entry was made from (absent in 0.1 entries, which match any)
+    source_path: Optional[str] = None
 
 
 class EncoderInfo(Lenient):
@@ -102,6 +104,8 @@ class VectorsMeta(TableMeta):
     source_hash: Optional[str] = None
     dim: int = 0
     encoder: EncoderInfo = EncoderInfo()
+    #: the audio file the entry was made from (absent in 0.1 entries, which match any)
+    source_path: Optional[str] = None
 
 
 class FeaturesMeta(TableMeta):

@@ -94,6 +94,9 @@ class ScorePartMeta(TableMeta):
     recording_id: Optional[str] = None
     score_config: dict[str, Any] = {}
     status: Optional[str] = None
+    #: the audio file scored (absent in 0.1 parts): another input folder's file of the same
+    #: recording id is another recording
+    source_path: Optional[str] = None
 
 
 class ScoresMeta(TableMeta):

@@ -5,8 +5,9 @@ Layout under WORK_DIR/embed/:
     cache/<seg_key>/<encoder_key>/<recording_id>.parquet  segment_index + embedding
 seg_key hashes the segmentation options; encoder_key names the encoder and hashes the
 options that change its vectors. An entry is valid only for the prepare output it was
-computed from (its config_hash is stored and checked), so a re-prepared recording is
-recomputed, and adding a second backbone never recomputes the first.
+computed from (its config_hash is stored and checked) and for the audio file it was made
+from (another input folder's file under the same recording id is another recording), so a
+re-prepared recording is recomputed, and adding a second backbone never recomputes the first.
 """
 
 from __future__ import annotations
@@ -48,19 +49,22 @@ def vectors_path(work_dir: Path, seg_key: str, enc_key: str, recording_id: str) 
     return output_path(Path(work_dir) / "embed" / "cache" / seg_key, enc_key, recording_id)
 
 
-def _valid(path: Path, source_hash: str, model: type[TableMeta]):
-    """The entry's metadata (as `model`) when it exists and was made from `source_hash`, else None."""
+def _valid(path: Path, source_hash: str, model: type[TableMeta], audio: str | None):
+    """The entry's metadata (as `model`) when it exists and was made from `source_hash` (and
+    from the audio file `audio`, where both name one), else None."""
     if not path.is_file():
         return None
     try:
         meta = model.read(path)
     except InputError:
         return None
+    if audio and meta.source_path and meta.source_path != audio:
+        return None
     return meta if getattr(meta, "source_hash", None) == source_hash else None
 
 
-def load_segments(path: Path, source_hash: str) -> pa.Table | None:
-    if _valid(path, source_hash, SegmentsMeta) is None:
+def load_segments(path: Path, source_hash: str, audio: str | None = None) -> pa.Table | None:
+    if _valid(path, source_hash, SegmentsMeta, audio) is None:
         return None
     try:
         return read_table(path)
@@ -69,13 +73,14 @@ def load_segments(path: Path, source_hash: str) -> pa.Table | None:
 
 
 def save_segments(path: Path, table: pa.Table, source_hash: str, meta: dict) -> None:
-    """`meta`: recording_id, segment_options, signals, prepare_config_hash (SegmentsMeta)."""
+    """`meta`: recording_id, segment_options, signals, prepare_config_hash, source_path (SegmentsMeta)."""
     SegmentsMeta.current(**meta, source_hash=source_hash).write_table(table, path)
 
 
-def load_vectors(path: Path, source_hash: str, n_segments: int) -> tuple[np.ndarray, dict] | None:
+def load_vectors(path: Path, source_hash: str, n_segments: int,
+                 audio: str | None = None) -> tuple[np.ndarray, dict] | None:
     """(vectors [n, dim] float32, encoder provenance) or None when absent / stale / wrong size."""
-    meta = _valid(path, source_hash, VectorsMeta)
+    meta = _valid(path, source_hash, VectorsMeta, audio)
     if meta is None:
         return None
     try:
@@ -97,8 +102,9 @@ def fixed_list(vectors: np.ndarray, dim: int) -> pa.FixedSizeListArray:
     return pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1), type=pa.float32()), dim)
 
 
-def save_vectors(path: Path, vectors: np.ndarray, dim: int, source_hash: str, encoder: dict) -> None:
+def save_vectors(path: Path, vectors: np.ndarray, dim: int, source_hash: str, encoder: dict,
+                 audio: str | None = None) -> None:
     n = vectors.shape[0]
     t = pa.Table.from_arrays([pa.array(np.arange(n, dtype=np.int32)), fixed_list(vectors, dim)],
                              schema=vectors_schema(dim))
-    VectorsMeta.current(source_hash=source_hash, dim=dim, encoder=encoder).write_table(t, path)
+    VectorsMeta.current(source_hash=source_hash, dim=dim, encoder=encoder, source_path=audio).write_table(t, path)

@@ -164,17 +164,19 @@ class Embedder(Lazy):
             raise InputError("prepare metadata has no recording_id")
         prep_hash = str(prep.config_hash)
         seg_source = options_hash({"prepare": prep_hash, "segment": self.seg_key})
+        audio = str(Path(prep.source_path).resolve()) if prep.source_path else None
         computed = {"segments": True, "audio": True, "text": True}
         segments = None
         seg_path = cache.segments_path(work_dir, self.seg_key, rid) if work_dir else None
         if seg_path is not None:
-            segments = cache.load_segments(seg_path, seg_source)
+            segments = cache.load_segments(seg_path, seg_source, audio)
         if segments is None:
             segments = self.segment(words, prep)
             if seg_path is not None:
                 cache.save_segments(seg_path, segments, seg_source, {
                     "recording_id": rid, "segment_options": self.options.segment.model_dump(),
                     "signals": self.segmenter.provenance(), "prepare_config_hash": prep_hash,
+                    "source_path": audio,
                 })
         else:
             computed["segments"] = False
@@ -183,7 +185,7 @@ class Embedder(Lazy):
         results = {}
         for which, key in (("audio", self.audio_key), ("text", self.text_key)):
             path = cache.vectors_path(work_dir, self.seg_key, key, rid) if work_dir else None
-            hit = cache.load_vectors(path, vec_source, n) if path is not None else None
+            hit = cache.load_vectors(path, vec_source, n, audio) if path is not None else None
             if hit is not None:
                 results[which] = hit
                 computed[which] = False
@@ -194,7 +196,7 @@ class Embedder(Lazy):
                 vecs = self.embed_text(segments)
             meta = self._encoder_meta(which)
             if path is not None:
-                cache.save_vectors(path, vecs, int(meta["dim"]), vec_source, meta)
+                cache.save_vectors(path, vecs, int(meta["dim"]), vec_source, meta, audio)
             results[which] = (vecs, meta)
         (a_vecs, a_meta), (t_vecs, t_meta) = results["audio"], results["text"]
         d_a, d_t = int(a_meta["dim"]), int(t_meta["dim"])

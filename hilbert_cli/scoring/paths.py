@@ -17,13 +17,18 @@ def part_path(work_dir: Path, key: str, recording_id: str) -> Path:
     return output_path(Path(work_dir), f"score/{key}", recording_id)
 
 
-def part_is_done(path: Path, config_hash: str) -> bool:
+def part_is_done(path: Path, config_hash: str, source: str | Path | None = None) -> bool:
+    """An ok part with this config hash, made from `source` when given (a 0.1 part names no
+    source and is taken as it is)."""
     if not is_complete(path, config_hash):
         return False
     try:
-        return ScorePartMeta.read(path).status == "ok"
+        meta = ScorePartMeta.read(path)
     except InputError:
         return False
+    if source is not None and meta.source_path and Path(meta.source_path) != Path(source).resolve():
+        return False
+    return meta.status == "ok"
 
 
 def manifest_dir(out_path: Path) -> Path:

@@ -134,6 +134,12 @@ def fixed_list_to_numpy(col) -> np.ndarray:
     return flat.reshape(n, d)
 
 
+def _describes(meta: PrepareMeta, rec: Recording) -> bool:
+    """Whether a cached output was made from this very audio file (work dirs are keyed by
+    recording id, which two input folders can share)."""
+    return Path(str(meta.source_path or "")).resolve() == Path(rec.path).resolve()
+
+
 class StageRunner:
     """The prepare and embed steps of a score pass for one recording, through the stages
     themselves (PrepareStage, EmbedStage: their paths, resume checks and writes); an output
@@ -165,8 +171,7 @@ class StageRunner:
             try:
                 meta = PrepareMeta.read(path)
                 words = read_table(path)
-                # the cached file must describe this very audio file
-                if Path(str(meta.source_path or "")).resolve() == Path(rec.path).resolve():
+                if _describes(meta, rec):
                     self.computed["prepare"] = False
                     return words, meta, meta.duration_s
             except InputError:
@@ -188,9 +193,12 @@ class StageRunner:
         meta = PrepareMeta.from_metadata(prep_meta).model_copy(update={"recording_id": rec.recording_id})
         table = None
         if stage.is_done_for(rec.recording_id, str(meta.config_hash)):
+            path = self.features_path(rec.recording_id)
             try:
-                table = read_table(self.features_path(rec.recording_id))
-                self.computed["embed"] = False
+                # the same relative name under another input folder is another recording
+                if _describes(FeaturesMeta.read(path).prepare, rec):
+                    table = read_table(path)
+                    self.computed["embed"] = False
             except InputError:
                 table = None
         if table is None:

@@ -144,7 +144,7 @@ def score_config(bundle, options: ScoreOptions) -> dict[str, Any]:
 
 def _is_scored(work_dir: Path, key: str, config_hash: str, rec: Recording, explain: bool = False) -> bool:
     """Done: its score part is (status ok), and with explain its evidence part too."""
-    if not part_is_done(part_path(work_dir, key, rec.recording_id), config_hash):
+    if not part_is_done(part_path(work_dir, key, rec.recording_id), config_hash, rec.path):
         return False
     from . import evidence
 
@@ -276,7 +276,8 @@ class ScoreWorker(Stage):
 
     def _part_meta(self, rec: Recording, status: str) -> ScorePartMeta:
         return ScorePartMeta.current(config_hash=self.config_hash, recording_id=rec.recording_id,
-                                     score_config=self.config).model_copy(update={"status": status})
+                                     score_config=self.config, source_path=str(Path(rec.path).resolve()),
+                                     status=status)
 
     def _write_evidence(self, rec: Recording, preds, n_segments: int) -> None:
         """The recording's evidence part: every segment's attention rank per task and view."""
