@@ -68,6 +68,11 @@ def write_corpus(emodb: Path, out: Path, per_speaker: int, seed: int = 0) -> tup
     wav_dir, tr_dir, labels = out / "wav", out / "transcripts", out / "labels.csv"
     names, clips = load_emodb(emodb)
     docs = build_documents(names, per_speaker, seed)
+    drawn = out / "documents.json"  # the draw the files there were built from
+    if drawn.exists() and json.loads(drawn.read_text()) != [list(d) for d in docs]:
+        raise SystemExit(f"{out} holds documents of another draw (changed build_documents?): use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    drawn.write_text(json.dumps([list(d) for d in docs]))
     rng = np.random.default_rng(seed + 1)
     wav_dir.mkdir(parents=True, exist_ok=True)
     tr_dir.mkdir(parents=True, exist_ok=True)
