@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -34,8 +32,9 @@ from typing import Any, Iterable, Mapping
 import pyarrow as pa
 
 from . import manifest
+from .recordings import Recording, Shard, Skipped, as_text, name_bytes, name_text  # noqa: F401  (re-exported)
 from .console import console
-from .errors import ConfigError, DiskFull, InputError, disk_full_cause, disk_full_message, one_line
+from .errors import DiskFull, InputError, disk_full_cause, disk_full_message, one_line
 from .contracts.failures import read_error_rows, write_error_row
 from .contracts.base import OutputMeta
 
@@ -44,89 +43,6 @@ AUDIO_EXTENSIONS = frozenset(
     ".aif .aiff .aifc .amr .3gp .caf .au .snd .ac3".split()
 )
 LIST_EXTENSIONS = frozenset({".txt", ".lst", ".list", ".tsv"})
-
-@dataclass(frozen=True, order=True)
-class Recording:
-    recording_id: str
-    path: Path
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """A file discovery passed over; recording_id is the id it would have (its manifest row)."""
-
-    path: Path
-    reason: str
-    recording_id: str = ""
-
-
-@dataclass(frozen=True)
-class Shard:
-    """Shard K of N (0-based K), e.g. from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID."""
-
-    index: int = 0
-    count: int = 1
-
-    @classmethod
-    def parse(cls, text: str | None) -> "Shard":
-        if not text:
-            return cls()
-        try:
-            k, n = (int(x) for x in text.split("/"))
-        except ValueError:
-            raise ConfigError(f"--shard '{text}': expected K/N with whole numbers, e.g. 0/4") from None
-        if n < 1 or not 0 <= k < n:
-            raise ConfigError(f"--shard '{text}': need 0 <= K < N (K is 0-based)")
-        return cls(k, n)
-
-    def contains(self, recording_id: str) -> bool:
-        if self.count == 1:
-            return True
-        h = int.from_bytes(hashlib.sha1(recording_id.encode("utf-8")).digest()[:8], "big")
-        return h % self.count == self.index
-
-    @property
-    def tag(self) -> str:
-        return "" if self.count == 1 else f"shard-{self.index}-of-{self.count}"
-
-
-_PCT_HEX = re.compile(rb"%[0-9A-Fa-f]{2}")
-
-
-def name_text(name: str | bytes) -> str:
-    """Any file-system name (bytes, or str as os.fsdecode gives it) as valid UTF-8 text.
-
-    Valid UTF-8 is kept as is; each byte that is not valid UTF-8 becomes %XX, and a '%' that
-    is followed by two hex digits becomes %25, so the mapping is reversible:
-    os.fsdecode(urllib.parse.unquote_to_bytes(text)) is the name again (see name_bytes).
-    """
-    raw = name if isinstance(name, bytes) else name.encode("utf-8", "surrogateescape")
-    raw = _PCT_HEX.sub(lambda m: b"%25" + m.group(0)[1:], raw)
-    out, i = [], 0
-    while i < len(raw):
-        try:
-            out.append(raw[i:].decode("utf-8"))
-            break
-        except UnicodeDecodeError as exc:
-            out.append(raw[i:i + exc.start].decode("utf-8"))
-            out.append("".join(f"%{b:02X}" for b in raw[i + exc.start:i + exc.end]))
-            i += exc.end
-    return "".join(out)
-
-
-def as_text(text: str) -> str:
-    """`text` when it is already valid UTF-8 (a recording_id, a message); else name_text(text)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return name_text(text)
-    return text
-
-
-def name_bytes(text: str) -> bytes:
-    """The inverse of name_text: the file-system name (bytes) a recording_id stands for."""
-    return urllib.parse.unquote_to_bytes(text)
-
 
 def _recording_id(path: Path, root: Path) -> str:
     """The path as the user laid it out, relative to the root: links are not followed, so

@@ -92,3 +92,22 @@ def one_line(exc: BaseException) -> str:
     if isinstance(exc, HilbertError):
         return msg
     return f"{exc.__class__.__name__}: {msg}"
+
+
+def format_validation_error(exc, source: str) -> str:
+    """A pydantic ValidationError as one line: `source: key.path: problem; ...` (every problem)."""
+    parts = []
+    for err in exc.errors():
+        loc = ""
+        for item in err.get("loc", ()):
+            loc += f"[{item}]" if isinstance(item, int) else (f".{item}" if loc else str(item))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key"
+        elif err.get("type") == "missing":
+            msg = "missing required key"
+        elif "input" in err and err.get("type") not in ("value_error",) and not isinstance(err["input"], (dict, list)):
+            msg += f" (got {err['input']!r})"
+        msg = msg.removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return f"{source}: " + "; ".join(parts)

@@ -23,7 +23,8 @@ from .contracts.manifest import MANIFEST_SCHEMA, ManifestMeta, read_manifest_par
 from .contracts.prepare import PrepareMeta
 
 if TYPE_CHECKING:  # batch imports this module
-    from .batch import BatchResult, Recording, Shard, Skipped
+    from .batch import BatchResult
+    from .recordings import Recording, Shard, Skipped
 
 OK, NO_SPEECH, ERROR, IGNORED = "ok", "no_speech", "error", "ignored"
 STATUSES = (OK, NO_SPEECH, ERROR, IGNORED)
@@ -72,7 +73,7 @@ def _num(value: Any, kind: type) -> Any:
 
 def recording_row(rec: "Recording", stage: str, status: str, *, skipped: bool = False, facts: Facts | None = None,
                   config_hash: str | None = None, seconds: float = 0.0, error: Mapping | None = None) -> dict:
-    from .batch import as_text, name_text
+    from .recordings import as_text, name_text
 
     facts = facts or {}
     return {
@@ -121,7 +122,7 @@ def _describe(describe: Describe | None, rec: "Recording") -> dict:
 
 def ignored_rows(ignored: Iterable["Skipped"], stage: str, shard: "Shard | None" = None) -> list[dict]:
     """Rows for the files discovery passed over (hidden, not an audio extension), in this shard."""
-    from .batch import Recording, name_text
+    from .recordings import Recording, name_text
 
     rows = []
     for s in ignored:

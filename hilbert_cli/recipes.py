@@ -23,7 +23,7 @@ from typing import Any, Iterable, Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_serializer, field_validator,
                       model_validator)
 
-from .errors import ConfigError
+from .errors import ConfigError, format_validation_error
 from .evaluation.config import CompareSection
 from .nn.config import ModelConfig, Variant
 from .training.config import LossConfig, SafeName, TrainConfig
@@ -197,24 +197,6 @@ class Recipe(_Strict):
 
 
 # ---- loading ----------------------------------------------------------------------------------
-
-def format_validation_error(exc: ValidationError, source: str) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = ""
-        for item in err.get("loc", ()):
-            loc += f"[{item}]" if isinstance(item, int) else (f".{item}" if loc else str(item))
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown key"
-        elif err.get("type") == "missing":
-            msg = "missing required key"
-        elif "input" in err and err.get("type") not in ("value_error",) and not isinstance(err["input"], (dict, list)):
-            msg += f" (got {err['input']!r})"
-        msg = msg.removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return f"{source}: " + "; ".join(parts)
-
 
 def builtin_recipes_dir() -> Path:
     """hilbert_cli/data/recipes when installed, else the source tree's recipes/."""

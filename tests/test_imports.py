@@ -182,14 +182,6 @@ ENGINE_LAYER = ("hilbert_cli.engines", "hilbert_cli.stages", "hilbert_cli.batch"
 #: here; one that is fixed just leaves its entry unused (remove it then)
 KNOWN_FUNCTION_LEVEL_CYCLES = [
     {"hilbert_cli.embed.clap", "hilbert_cli.embed.encoders"},
-    {"hilbert_cli.nn.model", "hilbert_cli.nn.moe"},
-    {"hilbert_cli.evaluation.config", "hilbert_cli.recipes"},
-    # manifest -> batch (inside functions) and contracts.embed -> embed.doc_stats join these
-    {"hilbert_cli.batch", "hilbert_cli.manifest", "hilbert_cli.contracts", "hilbert_cli.contracts.embed",
-     "hilbert_cli.contracts.model_dir", "hilbert_cli.embed", "hilbert_cli.embed.cache", "hilbert_cli.embed.options",
-     "hilbert_cli.embed.pipeline", "hilbert_cli.segment", "hilbert_cli.segment.segmenter", "hilbert_cli.stages",
-     "hilbert_cli.engines.base", "hilbert_cli.engines.local", "hilbert_cli.engines.ray", "hilbert_cli.engines.ray_actor",
-     "hilbert_cli.engines.runner"},
 ]
 
 

@@ -103,7 +103,7 @@ def test_common_batch_size_and_waves():
 def test_keep_mask_rate_and_vmap_randomness():
     from torch.func import vmap
 
-    from hilbert_cli.nn.model import Dropout, keep_mask
+    from hilbert_cli.nn.dropout import Dropout, keep_mask
 
     torch.manual_seed(0)
     m = keep_mask((400, 50, 37), 0.1, "cpu")

@@ -42,7 +42,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..errors import ConfigError
+from ..errors import ConfigError, format_validation_error
 from ..nn.config import ModelConfig, Variant
 from ..training.config import LossConfig, SafeName
 
@@ -155,8 +155,6 @@ class CompareSection(_Strict):
 def parse_compare(raw: Union[dict, CompareSection, None], source: str = "recipe") -> CompareSection:
     """Validate a recipe's `compare` table -> CompareSection (ConfigError naming the key path).
     A Recipe's `compare` is already one (load_recipe validates it with the rest of the recipe)."""
-    from ..recipes import format_validation_error
-
     if isinstance(raw, CompareSection):
         return raw
     try:

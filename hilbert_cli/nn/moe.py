@@ -5,13 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .dropout import Dropout
 from .losses import load_balance_loss
-
-
-def _dropout(p: float) -> nn.Module:
-    from .model import Dropout
-
-    return Dropout(p)
 
 
 class MoEClassifier(nn.Module):
@@ -35,8 +30,8 @@ class MoEClassifier(nn.Module):
             for e in range(n_experts):
                 nn.init.kaiming_uniform_(w.data[e].T, a=5 ** 0.5)
         self.act = nn.GELU()
-        self.drop = _dropout(dropout)
-        self.head = nn.Sequential(nn.Linear(expert_hidden, head_hidden), nn.GELU(), _dropout(dropout),
+        self.drop = Dropout(dropout)
+        self.head = nn.Sequential(nn.Linear(expert_hidden, head_hidden), nn.GELU(), Dropout(dropout),
                                   nn.Linear(head_hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -63,8 +58,8 @@ class MLPClassifier(nn.Module):
 
     def __init__(self, in_dim: int, n_classes: int, *, hidden: int = 32, head_hidden: int = 16, dropout: float = 0.1):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), _dropout(dropout),
-                                 nn.Linear(hidden, head_hidden), nn.GELU(), _dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), Dropout(dropout),
+                                 nn.Linear(hidden, head_hidden), nn.GELU(), Dropout(dropout),
                                  nn.Linear(head_hidden, n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
