@@ -22,7 +22,6 @@ from typing import Iterable
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ..errors import ConfigError, InputError
 from ..parquet_io import (METADATA_KEY, current_umask, read_metadata, read_table, temp_prefix, with_metadata,
