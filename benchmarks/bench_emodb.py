@@ -1,28 +1,30 @@
 """HILBERT on real speech: per-speaker EmoDB documents through prepare -> embed -> cross-validation.
 
 Documents: built by bench_audio_encoders.build_documents (20-40 utterances of one EmoDB speaker,
-the share of negative-valence utterances - anger, fear, sadness, disgust, boredom - drawn
-uniformly in [0.15, 0.85], label = a negative majority), joined with 0.3-1 s of silence into one
-16 kHz WAV per document. Each has a timed JSON transcript (the fixed German sentence of every
-utterance, from the EmoDB README), so prepare runs no ASR and, with one speaker, no diarization.
+the share of negative-valence utterances - anger, fear, sadness, disgust, boredom - in
+[0.15, 0.85], label = a negative majority; in pairs of one sentence sequence, one of each
+label, so the sentences carry no label), joined with 0.3-1 s of silence into one 16 kHz WAV per
+document. Each has a timed JSON transcript (the fixed German sentence of every utterance, from
+the EmoDB README), so prepare runs no ASR and, with one speaker, no diarization.
 
 Pipeline (the real one, through its Python API; outputs cached under --out, so a rerun only
 trains): prepare_recordings (--num-speakers 1, --transcripts), embed_work_dir per audio encoder
-with text allMiniLM6, then on one set of speaker-grouped folds (one speaker per test fold):
-hilbert and transfer (run_cv), the linear and length-only baselines (run_baseline_cv) and a
-text-only control (the linear baseline with the audio features zeroed: the sentences carry no
-label, so it must score ~0.5). A joined encoder a+b is the concatenation of its parts' cached
-vectors (what ConcatAudioEncoder writes), so no part is encoded twice.
+with text allMiniLM6, then on one set of speaker-grouped folds (one speaker per test fold): the
+configurations of CONFIGS (run_cv; all fixed before the run), the linear and length-only
+baselines (run_baseline_cv), an equal-weight average of each hilbert configuration with linear,
+and two text-only controls: the linear baseline with the audio features zeroed (the text stream
+the model gets) and one on the documents' own sentences, one vector per utterance (no
+segmentation). A joined encoder a+b is the concatenation of its parts' cached vectors (what
+ConcatAudioEncoder writes), so no part is encoded twice.
 
     python benchmarks/bench_emodb.py [--out /tmp/hilbert_bench_emodb] [--docs-per-speaker 10]
-        [--encoders spec,whisperTinyEnc[,egemaps,egemaps+whisperTinyEnc]] [--epoch-choice inner_cv,early_stopping]
+        [--encoders spec,whisperTinyEnc[,whisperBaseEnc,egemaps,egemaps+whisperTinyEnc]]
+        [--configs hilbert,transfer,hilbert-small[,transfer-small]]
 
-Measured on 2 busy cores (load 3-9): 100 documents (126 min of audio) prepare in ~10 s (no ASR, no
-diarization) and embed with spec in 90 s and whisperTinyEnc in 110 s; training both encoders
-with --epoch-choice inner_cv,early_stopping took 20 min (1196 s), the default (early_stopping
-only, the library default) about half of that. Outputs are cached: a rerun only trains.
-Text-only control: EmoDB speakers did not record every sentence in every emotion, so which
-sentences a document holds says something about its emotions; the control measures that leak.
+Measured on 2 cores shared with 5 other jobs (load 11-23): 100 documents (136 min of audio)
+embed with spec in ~9 min, egemaps ~25 min, whisperBaseEnc and whisperTinyEnc ~5-10 min each; a
+`transfer` CV took 11-89 s, a `hilbert` CV 34 min (2046 s); the baselines take seconds. Outputs
+are cached: a rerun only trains (an --out built by another document draw is refused).
 """
 
 from __future__ import annotations
@@ -207,7 +209,9 @@ def evaluate(ds, splits, configs: list[str], threads: int) -> list[tuple[str, ob
         tc = TrainConfig(n_folds=len(splits), threads=threads, device="cpu", final_model=False, diagnostics=False,
                          **train_kw)
         rows.append((name, run_cv(ds, TASK, ModelConfig(variant=variant, **model_kw), tc, splits)))
-        print(f"  {name}: {rows[-1][1].auc_mean:.3f} fold-mean, {rows[-1][1].seconds:.0f} s", file=sys.stderr, flush=True)
+        r = rows[-1][1]
+        print(f"  {name}: {r.auc_mean:.3f} ± {r.auc_std:.3f} fold-mean, {r.auc:.3f} pooled OOF AUC, {r.seconds:.0f} s",
+              file=sys.stderr, flush=True)
     for kind in ("linear", "length-only"):
         rows.append((kind, run_baseline_cv(ds, TASK, splits, kind)))
     got = dict(rows)

