@@ -33,9 +33,10 @@ class RmsStage(Stage):
     name = "rms"
     config_hash = "rms-v1"
 
-    def __init__(self, out_root: Path) -> None:
+    def __init__(self, out_root: Path, meet: Path | None = None) -> None:
         self.out_root = Path(out_root)
         self.threads = 0
+        self.meet = meet  # a folder where workers wait for each other (see _meet)
 
     @lazy
     def window(self) -> int:  # stands in for a model: built once per worker, never pickled
@@ -44,9 +45,21 @@ class RmsStage(Stage):
     def outputs(self, rec):
         return {"rms": batch.output_path(self.out_root, "rms", rec.recording_id)}
 
+    def _meet(self, n: int = 2, timeout_s: float = 120.0) -> None:
+        """Wait until n worker processes have each started a recording, so "two jobs did the
+        work" does not depend on how fast a spawned worker starts on a loaded machine."""
+        import time
+
+        (self.meet / str(os.getpid())).touch()
+        t0 = time.monotonic()
+        while len(list(self.meet.iterdir())) < n and time.monotonic() - t0 < timeout_s:
+            time.sleep(0.05)
+
     def process(self, rec):
         from hilbert_cli.audio import SAMPLE_RATE, stream_chunks
 
+        if self.meet is not None:
+            self._meet()
         rms, n = [], 0
         for chunk in stream_chunks(rec.path, chunk_s=self.window / SAMPLE_RATE):
             rms.append(float(np.sqrt(np.mean(np.square(chunk.samples, dtype=np.float64)))))
@@ -110,7 +123,9 @@ def _rows(res) -> list[dict]:
 def test_two_jobs_write_what_one_job_writes(recordings, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     r1 = LocalEngine(jobs=1).run_stage(recordings, RmsStage(one), show_progress=False)
-    r2 = LocalEngine(jobs=2).run_stage(recordings, RmsStage(two), show_progress=False)
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    r2 = LocalEngine(jobs=2).run_stage(recordings, RmsStage(two, meet), show_progress=False)
     assert r1.done == r2.done == [r.recording_id for r in recordings if r.recording_id != "broken.wav"]
     assert [f["recording_id"] for f in r2.failed] == ["broken.wav"]
     assert _outputs(one, "rms") == _outputs(two, "rms") and len(_outputs(one, "rms")) == 5
