@@ -83,9 +83,11 @@ def prepare_options(device: str = "auto", transcripts: Path | None = None):
     # the demo interviews have exactly two speakers; the participant is the one who does not ask
     # the questions (as accurate as "dominant" here, and right also where the interviewer talks
     # more: benchmarks/bench_participant.py). Greedy decoding (beam 1) halves the ASR time on a
-    # CPU; synthetic speech needs no beam search.
+    # CPU; synthetic speech needs no beam search. No temperature fallback: it re-decodes a failed
+    # window by sampling, and CTranslate2 seeds its sampler from std::random_device (per worker
+    # thread), so the words, and the demo's tables, would change from run to run.
     return PrepareOptions(diarization="vad-cluster", asr_model="whisper-tiny.en", speaker="participant",
-                          num_speakers=2, beam_size=1, device=device,
+                          num_speakers=2, beam_size=1, temperature_fallback=False, device=device,
                           transcripts=str(transcripts) if transcripts else None)
 
 
