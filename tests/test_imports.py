@@ -178,13 +178,6 @@ def test_an_eager_package_init_that_a_submodule_reads_from_is_a_cycle(tmp_path):
 STAGE_PACKAGES = ("prepare", "embed", "segment", "scoring", "training", "evaluation", "nn", "commands", "demo")
 ENGINE_LAYER = ("hilbert_cli.engines", "hilbert_cli.stages", "hilbert_cli.batch")
 
-#: function-level cycles that exist today (none of them through the engines): a new one fails
-#: here; one that is fixed just leaves its entry unused (remove it then)
-KNOWN_FUNCTION_LEVEL_CYCLES = [
-    {"hilbert_cli.embed.clap", "hilbert_cli.embed.encoders"},
-]
-
-
 def test_the_engine_layer_never_imports_a_stage_even_inside_a_function():
     graph = import_graph(PACKAGE, functions=True)
     assert "hilbert_cli.engines.ray" in graph["hilbert_cli.engines.runner"]  # inside get_engine: seen
@@ -193,9 +186,8 @@ def test_the_engine_layer_never_imports_a_stage_even_inside_a_function():
     assert upward == set()
 
 
-def test_no_new_function_level_cycle():
-    for comp in cycles(import_graph(PACKAGE, functions=True)):
-        assert any(set(comp) <= known for known in KNOWN_FUNCTION_LEVEL_CYCLES), comp
+def test_no_import_cycle_even_inside_functions():
+    assert cycles(import_graph(PACKAGE, functions=True)) == []
 
 
 def test_the_walker_sees_function_level_imports_when_asked(tmp_path):

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE
 from ..errors import ConfigError, ModelUnavailable
-from .encoders import quiet_loading
+from .loading import quiet_loading
 
 
 def _check_dir(path: Path | str) -> Path:
@@ -95,6 +95,17 @@ class _ClapBase:
         self.batch_size = int(batch_size)
         self.autocast = bool(autocast)
 
+    def _load(self, what: str, errors: tuple[type[BaseException], ...], **parts: Any) -> None:
+        """Each part (attribute -> class) from_pretrained(self.path); the model frozen on the
+        device; a part that cannot load is one ConfigError line naming the directory."""
+        try:
+            with quiet_loading():
+                for attr, cls in parts.items():
+                    setattr(self, attr, cls.from_pretrained(str(self.path)))
+        except errors as exc:
+            raise ConfigError(f"{self.path}: cannot load the CLAP {what} ({' '.join(str(exc).split())[:200]})") from exc
+        self.model.eval().requires_grad_(False).to(self.device)
+
     def _autocast(self):
         import torch
 
@@ -109,29 +120,15 @@ class _ClapBase:
 class ClapAudioEncoder(_ClapBase):
     """CLAP audio tower: 16 kHz mono float32 clips -> [n, projection_dim] float32, unit norm."""
 
-    def __init__(
-        self,
-        path: Path | str,
-        device: str = "auto",
-        *,
-        alias: str | None = None,
-        provenance: dict | None = None,
-        batch_size: int = 8,
-        max_input_s: float | None = None,
-        autocast: bool = True,
-        **_ignored: Any,
-    ):
+    def __init__(self, path: Path | str, device: str = "auto", *, alias: str | None = None,
+                 provenance: dict | None = None, batch_size: int = 8, max_input_s: float | None = None,
+                 autocast: bool = True, **_ignored: Any):
         super().__init__(path, device, alias, provenance, batch_size, autocast)
         import torch
         from transformers import ClapAudioModelWithProjection, ClapFeatureExtractor
 
-        try:
-            with quiet_loading():
-                self.feature_extractor = ClapFeatureExtractor.from_pretrained(str(self.path))
-                self.model = ClapAudioModelWithProjection.from_pretrained(str(self.path))
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"{self.path}: cannot load the CLAP audio tower ({' '.join(str(exc).split())[:200]})") from exc
-        self.model.eval().requires_grad_(False).to(self.device)
+        self._load("audio tower", (OSError, ValueError, KeyError),
+                   feature_extractor=ClapFeatureExtractor, model=ClapAudioModelWithProjection)
         self.sample_rate = int(self.feature_extractor.sampling_rate)
         window = float(self.feature_extractor.max_length_s)
         self.max_input_s = min(window, float(max_input_s)) if max_input_s else window
@@ -184,29 +181,15 @@ class ClapAudioEncoder(_ClapBase):
 class ClapTextEncoder(_ClapBase):
     """CLAP text tower: texts -> [n, projection_dim] float32, unit norm."""
 
-    def __init__(
-        self,
-        path: Path | str,
-        device: str = "auto",
-        *,
-        alias: str | None = None,
-        provenance: dict | None = None,
-        batch_size: int = 32,
-        max_tokens: int | None = None,
-        autocast: bool = True,
-        **_ignored: Any,
-    ):
+    def __init__(self, path: Path | str, device: str = "auto", *, alias: str | None = None,
+                 provenance: dict | None = None, batch_size: int = 32, max_tokens: int | None = None,
+                 autocast: bool = True, **_ignored: Any):
         super().__init__(path, device, alias, provenance, batch_size, autocast)
         import torch
         from transformers import AutoTokenizer, ClapTextModelWithProjection
 
-        try:
-            with quiet_loading():
-                self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-                self.model = ClapTextModelWithProjection.from_pretrained(str(self.path))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{self.path}: cannot load the CLAP text tower ({' '.join(str(exc).split())[:200]})") from exc
-        self.model.eval().requires_grad_(False).to(self.device)
+        self._load("text tower", (OSError, ValueError, KeyError, TypeError),
+                   tokenizer=AutoTokenizer, model=ClapTextModelWithProjection)
         cfg = self.model.config
         limit = int(getattr(cfg, "max_position_embeddings", 514)) - 2  # RoBERTa offsets positions by pad+1
         tok_limit = int(getattr(self.tokenizer, "model_max_length", limit) or limit)

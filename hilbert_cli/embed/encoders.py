@@ -26,15 +26,14 @@ the output, e.g. the layer; part of the cache key).
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
 from ..errors import ConfigError, ModelUnavailable
+from .loading import quiet_loading
 
 #: transformers model_type (config.json) -> our arch name
 _AUDIO_MODEL_TYPES = {
@@ -191,25 +190,6 @@ class ConcatAudioEncoder:
         if not clips:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate([np.asarray(p.embed(clips), dtype=np.float32) for p in self.parts], axis=1)
-
-
-@contextlib.contextmanager
-def quiet_loading():
-    """No transformers load reports / progress bars while an encoder loads (stdout stays clean)."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def load_audio_encoder(name: str, device: str = "auto", **opts: Any) -> AudioEncoder:
