@@ -203,3 +203,20 @@ def test_a_null_where_01_readers_took_a_default_reads_as_the_default(tmp_path):
     cfg = ModelDirConfig.from_metadata({"features_metadata": None, "backbones": None, "task": "t"})
     assert cfg.features_metadata == {} and cfg.backbones == {} and cfg.features.prepare.options == {}
     assert FeaturesMeta.from_metadata({"prepare": None, "audio_model": None}).audio_model is None
+
+
+def test_segments_of_an_earlier_segmenter_version_are_never_reused(monkeypatch):
+    """Raising SEGMENTS_VERSION (a change in how segments are cut) moves the segment cache key,
+    and FEATURES_VERSION moves embed's config hash: old segments, vectors and features are redone."""
+    from hilbert_cli.embed import cache
+    from hilbert_cli.embed.options import EmbedOptions
+    from hilbert_cli.embed.pipeline import config_hash
+
+    opts = EmbedOptions()
+    key, chash = cache.segment_key(opts.segment.model_dump()), config_hash(opts, "p")
+    monkeypatch.setattr(cache, "SEGMENTS_VERSION", cache.SEGMENTS_VERSION - 1)
+    assert cache.segment_key(opts.segment.model_dump()) != key
+    import hilbert_cli.embed.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "FEATURES_VERSION", pipeline.FEATURES_VERSION - 1)
+    assert config_hash(opts, "p") != chash

@@ -42,9 +42,14 @@ SEGMENTS_SCHEMA = pa.schema(
     ]
 )
 
-#: what a features file holds beyond its vectors; 2: the `doc_stats` metadata. Part of embed's
-#: config hash, so features written before are rewritten (from the vector cache), never reused
-FEATURES_VERSION = 2
+#: how segments are cut, beyond their options; 2: pitch by librosa's YIN (was a hand-written
+#: autocorrelation). Part of the segment cache key (embed/cache.py: segment_key), so segments
+#: and vectors cached by an earlier version are recomputed, never mixed with new ones
+SEGMENTS_VERSION = 2
+
+#: what a features file holds; 2: the `doc_stats` metadata; 3: segments of SEGMENTS_VERSION 2.
+#: Part of embed's config hash, so features written before are rewritten, never reused
+FEATURES_VERSION = 3
 
 
 def vectors_schema(dim: int) -> pa.Schema:

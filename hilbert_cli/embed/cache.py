@@ -21,7 +21,7 @@ import pyarrow as pa
 from ..batch import options_hash, output_path
 from ..errors import InputError
 from ..contracts.base import TableMeta
-from ..contracts.embed import SegmentsMeta, VectorsMeta, vectors_schema
+from ..contracts.embed import SEGMENTS_VERSION, SegmentsMeta, VectorsMeta, vectors_schema
 from ..parquet_io import read_table
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -34,7 +34,7 @@ def safe_name(name: str) -> str:
 
 
 def segment_key(segment_options: dict) -> str:
-    return "seg-" + options_hash(segment_options)[:12]
+    return "seg-" + options_hash({**segment_options, "segments_version": SEGMENTS_VERSION})[:12]
 
 
 def encoder_key(name: str, options: dict) -> str:
