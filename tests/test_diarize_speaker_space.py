@@ -76,6 +76,15 @@ def test_moods_along_the_emotion_directions_are_one_speaker_voices_apart_are_two
     assert set(nap_kmeans(two, windows, max_speakers=1).tolist()) == {0}
 
 
+def test_a_given_count_or_minimum_holds_with_as_few_groups_as_speakers():
+    """Two speech regions (one window group each) and two speakers asked for: two speakers, not one."""
+    rng = np.random.default_rng(2)
+    embs = np.stack([_unit(rng.standard_normal(256)) for _ in range(2)])
+    windows = [(0.0, 1.6, 0), (5.0, 6.6, 1)]
+    assert sorted(nap_kmeans(embs, windows, num_speakers=2).tolist()) == [0, 1]
+    assert len(set(nap_kmeans(embs, windows, min_speakers=2).tolist())) == 2
+
+
 def test_the_tree_keeps_the_old_hash_nap_kmeans_has_its_own():
     assert "clustering" not in PrepareOptions().hashed()
     assert config_hash(PrepareOptions(clustering="tree")) == config_hash(PrepareOptions())

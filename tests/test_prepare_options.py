@@ -89,3 +89,19 @@ def test_a_trained_models_flat_prepare_options_still_rebuild(tmp_path):
     prep, _ = stage_options(meta, SimpleNamespace(device="cpu", transcripts=None), untrusted_root=tmp_path)
     assert prep.asr.model == "whisper-tiny.en" and prep.diarization.num_speakers == 2
     assert config_hash(prep) == HASH_01["demo"]
+
+
+def test_score_never_carries_the_training_machines_thread_budget(tmp_path):
+    """A words table prepared with `--jobs 4` records asr.workers = 4 and cpu_threads; scoring with
+    that model on another machine must use its own defaults (runtime-only options), not those."""
+    from types import SimpleNamespace
+
+    from hilbert_cli.scoring.stages import stage_options
+
+    recorded = {**FLAT_01, "asr_workers": 4, "cpu_threads": 3, "batch_size": 2}
+    meta = {"prepare": {"options": recorded}, "embed_options": {"audio": "spec", "text": "allMiniLM6"}}
+    prep, _ = stage_options(meta, SimpleNamespace(device="cpu", transcripts=None), untrusted_root=tmp_path)
+    fresh = PrepareOptions()
+    assert (prep.asr.workers, prep.cpu_threads, prep.asr.batch_size) == \
+        (fresh.asr.workers, fresh.cpu_threads, fresh.asr.batch_size)
+    assert config_hash(prep) == HASH_01["demo"]  # runtime-only: the hash never saw them

@@ -115,6 +115,10 @@ def _init_worker(blob: bytes, threads: int) -> None:
         os.environ[var] = str(threads)
     if "torch" in sys.modules:  # already started (a stage module imported it): tell it too
         sys.modules["torch"].set_num_threads(threads)
+    # NumPy's BLAS started with this module's imports (pyarrow loads numpy), before the variables
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
     _STAGES[:] = [s.with_threads(threads) for s in pickle.loads(blob)]
 
 

@@ -43,7 +43,6 @@ JobsOpt = Annotated[
         "--jobs",
         "-j",
         min=1,
-        envvar="HILBERT_JOBS",
         help="With --engine local: recordings processed at once, each in its own worker process with its share "
         "of the CPU cores (threads split so jobs x threads never exceeds them). Memory grows with N.",
         rich_help_panel=PANEL,

@@ -17,18 +17,24 @@ def part_path(work_dir: Path, key: str, recording_id: str) -> Path:
     return output_path(Path(work_dir), f"score/{key}", recording_id)
 
 
-def part_is_done(path: Path, config_hash: str, source: str | Path | None = None) -> bool:
-    """An ok part with this config hash, made from `source` when given (a 0.1 part names no
-    source and is taken as it is)."""
+def part_matches(path: Path, config_hash: str, source: str | Path | None = None) -> ScorePartMeta | None:
+    """The part's metadata when it exists with this config hash and was made from `source` when
+    given (a 0.1 part names no source and is taken as it is); else None."""
     if not is_complete(path, config_hash):
-        return False
+        return None
     try:
         meta = ScorePartMeta.read(path)
     except InputError:
-        return False
+        return None
     if source is not None and meta.source_path and Path(meta.source_path) != Path(source).resolve():
-        return False
-    return meta.status == "ok"
+        return None
+    return meta
+
+
+def part_is_done(path: Path, config_hash: str, source: str | Path | None = None) -> bool:
+    """An ok part of this config hash and source (see part_matches)."""
+    meta = part_matches(path, config_hash, source)
+    return meta is not None and meta.status == "ok"
 
 
 def manifest_dir(out_path: Path) -> Path:

@@ -34,9 +34,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__, manifest
-from ..batch import BatchResult, Recording, Shard, Skipped, discover, is_complete, select_shard
+from ..batch import BatchResult, Recording, Shard, Skipped, discover, select_shard
 from ..contracts.scores import ScoresMeta, rows_to_table
-from .paths import beside_table, manifest_dir, part_is_done, part_path, shard_output_path  # noqa: F401
+from .paths import beside_table, manifest_dir, part_is_done, part_matches, part_path, shard_output_path  # noqa: F401
 from .worker import (NoSpeech, NonFiniteScores, ScoreOptions, ScorePrepare, ScoreWorker,  # noqa: F401
                      check_finite, load_bundle, model_key, score_config, scored_facts, task_classes)
 
@@ -76,7 +76,7 @@ def _part_or_not_scored(rec: Recording, worker: ScoreWorker) -> pa.Table:
     """The recording's score part, or one NotScored error row when it has none (or it is unreadable)."""
     schema = worker.schema
     path = part_path(worker.options.work_dir, worker.key, rec.recording_id)
-    if is_complete(path, worker.config_hash):
+    if part_matches(path, worker.config_hash, rec.path) is not None:  # never another folder's file of this id
         try:
             return pq.read_table(path).select(schema.names).cast(schema)
         except (OSError, pa.ArrowInvalid, KeyError):

@@ -102,9 +102,14 @@ def stage_options(features_metadata: dict, options, *, source: Path | str = "tra
         raise validation_error(str(source), embed_key, exc) from None
     if untrusted_root is not None:
         check_model_names(prep, emb, source=Path(source), untrusted_root=untrusted_root, embed_keys=embed_keys)
-    # runtime-only settings: this run's device; the transcripts source is this input's
-    prep_update: dict[str, Any] = {"device": options.device,
-                                   "transcripts": str(options.transcripts) if options.transcripts else None}
+    # runtime-only settings are this run's, never the training machine's: its device, the default
+    # thread and worker counts (a `--jobs` budget recorded in the words metadata is not carried
+    # over), and this input's transcripts
+    fresh = PrepareOptions()
+    prep_update: dict[str, Any] = {
+        "device": options.device, "cpu_threads": fresh.cpu_threads,
+        "asr": prep.asr.model_copy(update={"workers": fresh.asr.workers, "batch_size": fresh.asr.batch_size}),
+        "transcripts": str(options.transcripts) if options.transcripts else None}
     prep = prep.model_copy(update=prep_update)
     if prep.transcripts is not None:
         prep = PrepareOptions.model_validate(prep.model_dump())  # resolve the path

@@ -25,14 +25,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__, manifest
-from ..batch import Recording, is_complete, options_hash, raise_if_disk_full
+from ..batch import Recording, options_hash, raise_if_disk_full
 from ..contracts.scores import EMBEDDING_KEYS, ScorePartMeta, prob_column, rows_to_table, scores_schema
 from ..embed.doc_stats import document_stats
 from ..errors import ConfigError, HilbertError, one_line
 from ..parquet_io import write_table_atomic
 from ..stages import Stage, lazy
 from .evidence import DEFAULT_TOP
-from .paths import part_is_done, part_path
+from .paths import part_is_done, part_matches, part_path
 
 STAGE = "score"
 
@@ -158,7 +158,7 @@ def scored_facts(rec: Recording, worker: "ScoreWorker") -> dict:
 
     facts = manifest.words_facts(words_path(worker.options.work_dir, rec.recording_id), worker.config["prepare"])
     path = part_path(worker.options.work_dir, worker.key, rec.recording_id)
-    if is_complete(path, worker.config_hash):
+    if part_matches(path, worker.config_hash, rec.path) is not None:
         row = pq.read_table(path, columns=["duration_s", "n_segments", "error_type"]).slice(0, 1).to_pylist()
         if row:
             no_speech = row[0]["error_type"] == NoSpeech.__name__

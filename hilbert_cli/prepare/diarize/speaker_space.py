@@ -100,8 +100,12 @@ def nap_kmeans(
     if num_speakers:
         if num_speakers > 1 and n_groups > num_speakers:
             labels = _kmeans(pts, num_speakers, seed)[0]
+        elif num_speakers > 1:  # no more groups than speakers asked for: one speaker each
+            labels = np.arange(n_groups)
         return labels[gid]
-    lo, hi = max(1, min_speakers or 1), min(max_speakers or MAX_FREE_SPEAKERS, n_groups - 1)
+    lo = max(1, min_speakers or 1)
+    # k-means on every group is no test of a split, but a minimum asked for is still honoured
+    hi = min(max_speakers or MAX_FREE_SPEAKERS, max(n_groups - 1, min(lo, n_groups)))
     for k in range(2, hi + 1):
         cand, dmin = _kmeans(pts, k, seed)
         if k > lo and dmin <= split_distance[0 if k == 2 else 1]:
