@@ -30,6 +30,19 @@ def _f(v, digits: int = 1, scale: float = 100.0) -> str:
     return f"{v * scale:.{digits}f}"
 
 
+def _best_auc(rows: list[dict]) -> float | None:
+    """The highest finite AUC of a table column (the cell printed in bold), or None."""
+    return max((r["auc"] for r in rows if r["auc"] is not None and math.isfinite(r["auc"])), default=None)
+
+
+def _marked(row: dict | None, best: float | None) -> str:
+    """A table cell: the row's AUC, in bold when it is the column's best; empty without a row."""
+    if row is None:
+        return ""
+    cell = fmt_auc(row)
+    return f"**{cell}**" if best is not None and row["auc"] == best else cell
+
+
 def fmt_auc(row: dict, key: str = "auc", digits: int = 1) -> str:
     a, lo, hi = row.get(key), row.get(f"{key}_lo"), row.get(f"{key}_hi")
     if a is None or not math.isfinite(a):
@@ -104,21 +117,14 @@ def markdown_tables(results: dict) -> dict[str, str]:
             if r["name"] not in var_names:
                 var_names.append(r["name"])
     if var_names:
-        best = {t: max((r["auc"] for r in tasks[t].get("variants", []) if r["auc"] is not None
-                        and math.isfinite(r["auc"])), default=None) for t in names}
+        best = {t: _best_auc(tasks[t].get("variants", [])) for t in names}
         rows = []
         for v in var_names:
             first = next(r for t in names for r in tasks[t].get("variants", []) if r["name"] == v)
             cells = [v, first["variant"], f"{first['audio']} / {first['text']}"]
             for t in names:
-                r = next((r for r in tasks[t].get("variants", []) if r["name"] == v), None)
-                if r is None:
-                    cells.append("")
-                    continue
-                c = fmt_auc(r)
-                if best[t] is not None and r["auc"] == best[t]:
-                    c = f"**{c}**"
-                cells.append(c)
+                cells.append(_marked(next((r for r in tasks[t].get("variants", []) if r["name"] == v), None),
+                                     best[t]))
             rows.append(cells)
         out["table2"] = _table(["variant", "model", "backbones (audio / text)"] + names, rows)
         frows = []
@@ -166,17 +172,12 @@ def markdown_tables(results: dict) -> dict[str, str]:
     if abl_tasks:
         combos = list(dict.fromkeys(r["combo"] for t in abl_tasks for r in tasks[t]["ablation"]))
         rows = []
-        best = {t: max((r["auc"] for r in tasks[t]["ablation"] if r["auc"] is not None and math.isfinite(r["auc"])),
-                       default=None) for t in abl_tasks}
+        best = {t: _best_auc(tasks[t]["ablation"]) for t in abl_tasks}
         for c in combos:
             any_row = next(r for t in abl_tasks for r in tasks[t]["ablation"] if r["combo"] == c)
             cells = ["✓" if any_row[k] else "" for k in ("contrastive", "cka", "mi")]
             for t in abl_tasks:
-                r = next((r for r in tasks[t]["ablation"] if r["combo"] == c), None)
-                cell = "" if r is None else fmt_auc(r)
-                if r is not None and best[t] is not None and r["auc"] == best[t]:
-                    cell = f"**{cell}**"
-                cells.append(cell)
+                cells.append(_marked(next((r for r in tasks[t]["ablation"] if r["combo"] == c), None), best[t]))
             rows.append(cells)
         out["table4"] = _table(["L_con", "L_CKA", "L_MI"] + abl_tasks, rows)
         wrows = []
