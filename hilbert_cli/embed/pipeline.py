@@ -164,7 +164,7 @@ class Embedder(Lazy):
             raise InputError("prepare metadata has no recording_id")
         prep_hash = str(prep.config_hash)
         seg_source = options_hash({"prepare": prep_hash, "segment": self.seg_key})
-        audio = str(Path(prep.source_path).resolve()) if prep.source_path else None
+        audio = _audio_file(prep)
         computed = {"segments": True, "audio": True, "text": True}
         segments = None
         seg_path = cache.segments_path(work_dir, self.seg_key, rid) if work_dir else None
@@ -231,13 +231,20 @@ class Embedder(Lazy):
         meta = FeaturesMeta.from_metadata(embedded.metadata, source="features metadata")
         rid = meta.recording_id
         seg_path = cache.segments_path(work_dir, self.seg_key, rid)
-        if cache.load_segments(seg_path, meta.segments_source_hash) is None:
+        audio = _audio_file(meta.prepare)
+        if cache.load_segments(seg_path, meta.segments_source_hash, audio) is None:  # process() had no work_dir
             cache.save_segments(seg_path, embedded.segments, meta.segments_source_hash, {
                 "recording_id": rid, "segment_options": self.options.segment.model_dump(),
                 "signals": meta.segmentation, "prepare_config_hash": meta.prepare.config_hash,
+                "source_path": audio,
             })
         fdir = features_dir(work_dir, self.options)
         meta.write_table(embedded.features, output_path(fdir.parent, fdir.name, rid))
+
+
+def _audio_file(prep: PrepareMeta) -> str | None:
+    """The audio file a recording's cache entries are made from (resolved), as they record it."""
+    return str(Path(prep.source_path).resolve()) if prep.source_path else None
 
 
 def check_models(options: EmbedOptions) -> None:
