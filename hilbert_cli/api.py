@@ -120,16 +120,16 @@ def run_prepare(source: Input, out: str | os.PathLike, options: "PrepareOptions 
     """Recordings -> OUT/prepare/words/ and OUT/prepare/turns/ (docs/ARCHITECTURE.md, "Stages")."""
     from .engines.runner import get_engine
     from .prepare import PrepareOptions, prepare_recordings  # the package's names, looked up per call
-    from .prepare.stage import load_models
+    from .prepare.stage import check_low_memory, load_models
 
     opts = _options(PrepareOptions, options, "prepare")
     eng = get_engine(engine, engine_options, jobs=jobs)
-    if low_memory and jobs > 1:
-        raise ConfigError("--low-memory runs one recording at a time: drop --jobs (or --low-memory)")
+    check_low_memory(low_memory, jobs)
     recordings, skipped = _found(source)
     preparer = None
     if check_models and eng.name == "local":  # (a Ray cluster's actors load theirs; each fails in its rows)
-        preparer = load_models(opts, low_memory=low_memory)
+        # with jobs, each worker loads its own models: Whisper is only checked here, as with --low-memory
+        preparer = load_models(opts, low_memory=low_memory or jobs > 1)
         if jobs > 1:
             preparer.release()  # checked; each worker process loads its own
             preparer = None

@@ -88,6 +88,12 @@ def load_models(options: PrepareOptions, *, low_memory: bool = False) -> Prepare
     return preparer
 
 
+def check_low_memory(low_memory: bool, jobs: int) -> None:
+    """--low-memory holds one recording's models at a time, which N jobs cannot."""
+    if low_memory and jobs > 1:
+        raise ConfigError("--low-memory runs one recording at a time: drop --jobs (or --low-memory)")
+
+
 def prepare_recordings(
     recordings: Iterable[Recording],
     options: PrepareOptions,
@@ -121,8 +127,7 @@ def prepare_recordings(
     eng = get_engine(engine, engine_options, jobs=jobs)
     stage = PrepareStage(options, work_dir, preparer)
     if low_memory and eng.name == "local":
-        if getattr(eng, "jobs", 1) > 1:
-            raise ConfigError("--low-memory runs one recording at a time: drop --jobs (or --low-memory)")
+        check_low_memory(low_memory, getattr(eng, "jobs", 1))
         from .low_memory import two_pass
 
         result = two_pass(recs, stage, overwrite=overwrite, show_progress=show_progress)
