@@ -18,20 +18,13 @@ import time
 
 from ..batch import BatchResult, Recording
 from ..console import make_progress
+from ..devices import usable_cores
 from ..errors import ConfigError, one_line
 from ..stages import Stage
 from .base import Engine, progress_status, record, run_chain
 
 #: environment variables that size a process's native thread pools
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def threads_per_job(jobs: int, cores: int | None = None) -> int:

@@ -13,7 +13,6 @@ its ASR segment (avg_logprob, no_speech_prob, compression_ratio).
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from ..audio import SAMPLE_RATE, iter_spans
+from ..devices import usable_cores
 from ..errors import ConfigError, ModelUnavailable
 from .options import AsrOptions, PrepareOptions
 
@@ -72,14 +72,6 @@ def asr_windows(speech: Sequence[tuple[float, float]], max_s: float, duration_s:
         if e - s > 0.05:
             fixed.append((round(s, 3), round(e, 3)))
     return fixed
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def cpu_workers(options: AsrOptions) -> int:
