@@ -7,6 +7,7 @@ n_classes, d_doc=0)`. Names load on first use, so reading a recipe never imports
 - config.py   ModelConfig, the variants
 - model.py    HilbertModel (encoders, cross-modal joint encoder, attention pooling)
 - moe.py      mixture-of-experts and MLP classifier heads
+- wide.py     the wide (linear) path of a wide-and-deep model (ModelConfig.wide)
 - losses.py   dual contrastive, CKA, MI-balance and load-balancing losses
 """
 

@@ -54,6 +54,11 @@ class ModelConfig(_Strict):
     #: standardised on the training fold, as a side input concatenated to h_a, h_t, h_j before
     #: the classifier (every variant)
     doc_stats: bool = False
+    #: wide-and-deep (nn/wide.py): a linear model of each recording's mean + std of its segment
+    #: features is added to the logits and the attention/MoE output starts at zero, so the model
+    #: contains the `linear` baseline and learns what attention adds (small data; its L2 is
+    #: LossConfig.wide_c)
+    wide: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

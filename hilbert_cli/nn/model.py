@@ -11,6 +11,7 @@ change any output: attention ignores padded keys and pooling ignores padded posi
     shared projector g: z_m = g(h_m), m in {a, t, j}
     classifier on concat(h_a, h_t, h_j[, doc]): MoE (8 experts 32-32, head 32-16-C) or MLP;
     doc = the recording's standardised document statistics when config.doc_stats (d_doc > 0)
+    wide (config.wide): logits += Linear(standardised mean + std of the input segments) (nn/wide.py)
 
 Variants ``transfer`` / ``transfer_moe`` replace the attention encoders by masked mean
 pooling of the frozen features followed by a per-modality projection; h_j is a projection
@@ -27,6 +28,7 @@ from torch import nn
 from .config import ModelConfig
 from .dropout import Dropout
 from .moe import MLPClassifier, MoEClassifier
+from .wide import WidePath
 
 __all__ = ["HilbertModel", "create_model", "masked_mean"]
 
@@ -157,6 +159,11 @@ class HilbertModel(nn.Module):
         else:
             self.classifier = MoEClassifier(3 * d + self.d_doc, n_classes, n_experts=c.n_experts, expert_hidden=c.expert_hidden,
                                             head_hidden=c.head_hidden, top_k=c.top_k, dropout=c.dropout)
+        self.wide = WidePath(d_audio, d_text, n_classes) if c.wide else None
+        if self.wide is not None:  # wide and deep: training starts from the linear model
+            last = self.classifier.net[-1] if c.variant == "transfer" else self.classifier.head[-1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, audio: torch.Tensor, text: torch.Tensor, mask: torch.Tensor,
                 text_mask: Optional[torch.Tensor] = None, *, doc: Optional[torch.Tensor] = None,
@@ -171,7 +178,8 @@ class HilbertModel(nn.Module):
 
         Returns a dict: logits [B, C], h_a h_t h_j [B, d], z_a z_t z_j [B, latent], gate [B, E]
         (MoE gate weights; ones [B, 1] for the MLP head), aux_loss (load balancing, scalar),
-        attn_a attn_t attn_j (pooling weights; None for the transfer variants).
+        attn_a attn_t attn_j (pooling weights; None for the transfer variants); with config.wide
+        also wide_penalty (0.5 ||W||^2 of the wide path, scalar).
         """
         a_mask = _fix_mask(mask)
         t_mask = _fix_mask(text_mask if text_mask is not None else mask)
@@ -210,6 +218,9 @@ class HilbertModel(nn.Module):
                                  f"(got {None if doc is None else doc.shape[-1]})")
             pooled.append(doc.to(h_a.dtype))
         logits, gate, aux = self.classifier(torch.cat(pooled, dim=-1))
+        if self.wide is not None:
+            logits = logits + self.wide(audio, text, a_mask, t_mask).to(logits.dtype)
+            out["wide_penalty"] = self.wide.penalty()
         out.update(logits=logits, h_a=h_a, h_t=h_t, h_j=h_j, z_a=z[0], z_t=z[1], z_j=z[2], gate=gate, aux_loss=aux)
         return out
 

@@ -51,6 +51,10 @@ class LossConfig(_Strict):
     #: class-weighted cross-entropy (inverse class frequency in the training fold)
     class_weighted: bool = True
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    #: inverse L2 strength of the wide path (ModelConfig.wide), as the `linear` baseline's C: the
+    #: loss adds ||W||^2 / (2 C n_train), which with the class-weighted CE is logistic regression's
+    #: objective per recording
+    wide_c: float = Field(1.0, gt=0.0)
 
 
 class TrainConfig(_Strict):
@@ -78,6 +82,16 @@ class TrainConfig(_Strict):
     weight_decay: float = Field(1e-4, ge=0.0)
     grad_clip: float = Field(1.0, ge=0.0)
     seed: int = 0
+    #: bag augmentation (training/augment.py): each training recording of a batch keeps a random
+    #: share in [crop_min, 1] of its segments (a contiguous run or a random subset: crop_mode), a
+    #: new draw every time; evaluation sees whole recordings. 1.0 = off. Why: with ~100 recordings
+    #: (bags) an attention model memorises them; sub-bags of a recording carry its label too
+    crop_min: float = Field(1.0, gt=0.0, le=1.0)
+    crop_mode: Literal["contiguous", "subset"] = "contiguous"
+    #: average the weights of a model's last swa_epochs epochs (0 = off; only for models trained a
+    #: fixed number of epochs: inner_cv, val_fraction 0, the final model). Why: on small data the
+    #: last epoch's weights jump from epoch to epoch; their average is steadier (SWA)
+    swa_epochs: int = Field(0, ge=0)
     #: cap on segments per recording (evenly spaced subsample beyond it); None = keep all
     max_segments: Optional[int] = Field(512, ge=1)
     #: models (CV folds) trained at once as one stacked model (torch.func.vmap); 0 = auto: up to

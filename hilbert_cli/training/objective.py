@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..nn import losses as L
 from .config import LossConfig
 
-__all__ = ["compute_loss", "class_weights"]
+__all__ = ["compute_loss", "class_weights", "wide_penalty_coef"]
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -25,9 +25,16 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
+def wide_penalty_coef(n_train: int, loss_config: LossConfig) -> float:
+    """1 / (C n_train): with a per-recording mean CE, logistic regression's L2 term for strength C."""
+    return 1.0 / (loss_config.wide_c * max(1, int(n_train)))
+
+
 def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossConfig,
-                 weights: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """total = CE + l1 * contrastive + l2 * CKA + l3 * MI (+ load balancing); the parts as detached
+                 weights: Optional[torch.Tensor] = None,
+                 wide_coef: Optional[torch.Tensor | float] = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """total = CE + l1 * contrastive + l2 * CKA + l3 * MI (+ load balancing) (+ the wide path's L2,
+    wide_coef * 0.5 ||W||^2, wide_coef = 1 / (C n_train): wide_penalty_coef); the parts as detached
     scalar tensors. No data-dependent control flow: it runs under torch.func.vmap (one model per fold)."""
     lc = loss_config
     ce = F.cross_entropy(out["logits"].float(), y, weight=weights, label_smoothing=lc.label_smoothing)
@@ -56,5 +63,9 @@ def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossC
     if aux is not None and aux.requires_grad and lc.load_balance > 0:
         total = total + lc.load_balance * aux
         parts["load_balance"] = aux.detach()
+    if "wide_penalty" in out and wide_coef is not None:
+        wide = wide_coef * out["wide_penalty"]
+        total = total + wide
+        parts["wide_l2"] = wide.detach()
     parts["total"] = total.detach()
     return total, parts

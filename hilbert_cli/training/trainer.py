@@ -24,7 +24,8 @@ from ..nn.model import HilbertModel, create_model
 from .config import LossConfig, TrainConfig
 from .data import FeatureDataset
 from .metrics import macro_auc
-from .objective import class_weights, compute_loss
+from .augment import crop_mask
+from .objective import class_weights, compute_loss, wide_penalty_coef
 from .preprocess import Preprocessor
 from .stack import clip_per_model, common_batch_size, compact, job_bytes, make_optimizer, parallel_models, waves
 
@@ -136,6 +137,9 @@ class _Slot:
     best_epoch: int = 0
     best_state: Optional[dict] = None
     bad: int = 0
+    wide_coef: float = 0.0
+    swa_state: Optional[dict] = None  # running mean of the last epochs' weights (TrainConfig.swa_epochs)
+    swa_n: int = 0
 
     def next_batch(self, b: int) -> np.ndarray:
         if self.batches is None or self.step >= len(self.batches):
@@ -202,17 +206,20 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             early = j.n_epochs is None and len(j.val_idx) > 0
             slots.append(_Slot(i, j, prep, _prepare(dataset, prep, device), weights, np.random.default_rng(j.seed),
                                epochs=j.n_epochs if j.n_epochs is not None else tc.max_epochs, early=early))
+            slots[-1].wide_coef = wide_penalty_coef(len(j.train_idx), lc)
             torch.manual_seed(j.seed)
             models.append(create_model(mc, prep.d_audio, prep.d_text, n_classes, prep.d_doc).to(device))
+            if models[-1].wide is not None:
+                models[-1].wide.set_scaler(_pooled_stats(slots[-1].prepared, np.union1d(j.train_idx, j.val_idx), device))
         base = copy.deepcopy(models[0]).to("meta")
         params, buffers = stack_module_state(models)
         del models
         opt = make_optimizer(params, tc)
         torch.manual_seed(slots[0].job.seed)  # the wave's dropout stream
 
-        def loss_fn(p, bufs, a, t, m, d, y, w):
+        def loss_fn(p, bufs, a, t, m, d, y, w, wc):
             out = functional_call(base, (p, bufs), (a, t, m), {"doc": d})
-            return compute_loss(out, y, variant=mc.variant, loss_config=lc, weights=w)
+            return compute_loss(out, y, variant=mc.variant, loss_config=lc, weights=w, wide_coef=wc)
 
         vloss = vmap(loss_fn, randomness="different")
 
@@ -225,10 +232,13 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             idx = [s.next_batch(b) for s in slots]
             lb = max(1, max(int(s.prepared.lengths[i].max()) for s, i in zip(slots, idx)))
             a, t, m, d = (torch.stack(x) for x in zip(*(s.prepared.batch(i, device, lb) for s, i in zip(slots, idx))))
+            if tc.crop_min < 1.0:  # bag augmentation: each recording trains on a random part of itself
+                m = torch.stack([crop_mask(m[k], s.rng, tc.crop_min, tc.crop_mode) for k, s in enumerate(slots)])
             yb = y_dev[torch.as_tensor(np.stack(idx), device=device)]
             w = torch.stack([s.weights for s in slots])
+            wc = torch.tensor([s.wide_coef for s in slots], dtype=torch.float32, device=device)
             with torch.autocast("cuda", dtype=amp, enabled=amp is not None):
-                total, parts = vloss(params, buffers, a, t, m, d, yb, w)
+                total, parts = vloss(params, buffers, a, t, m, d, yb, w, wc)
             opt.zero_grad(set_to_none=True)
             total.sum().backward()
             if tc.grad_clip > 0:
@@ -259,6 +269,11 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
                         s.best_state = state_of(k)
                     else:
                         s.bad += 1
+                if not s.early and tc.swa_epochs and s.epoch > s.epochs - tc.swa_epochs:
+                    s.swa_n += 1
+                    cur = state_of(k)
+                    s.swa_state = cur if s.swa_state is None else \
+                        {n: v + (cur[n] - v) / s.swa_n if v.is_floating_point() else cur[n] for n, v in s.swa_state.items()}
                 s.history.append(rec)
                 if on_epoch is not None:
                     on_epoch(s.job_index, rec)
@@ -269,7 +284,8 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
                 continue
             for k in finished:
                 s = slots[k]
-                state = s.best_state if (s.early and s.best_state is not None) else state_of(k)
+                state = s.best_state if (s.early and s.best_state is not None) else \
+                    (s.swa_state if s.swa_state is not None else state_of(k))
                 fitted = _fitted_from_state(state, s, mc, lc, names, device, time.perf_counter() - t0)
                 if on_fitted is not None:
                     on_fitted(s.job_index, fitted)
@@ -280,6 +296,17 @@ def fit_models(dataset: FeatureDataset, task: str, jobs: Sequence[FitJob], model
             if slots:
                 params, buffers, opt = compact(params, buffers, opt, keep, tc)
     return results  # type: ignore[return-value]
+
+
+def _pooled_stats(prepared: _Prepared, idx: np.ndarray, device: str) -> torch.Tensor:
+    """The wide path's inputs (nn/wide.py pooled_stats) of recordings idx, whole recordings."""
+    from ..nn.wide import pooled_stats
+
+    out = []
+    for s in range(0, len(idx), 256):
+        a, t, m, _ = prepared.batch(idx[s:s + 256], device)
+        out.append(pooled_stats(a.float(), t.float(), m, m))
+    return torch.cat(out)
 
 
 def _validate(base, params: dict, buffers: dict, slots: list[_Slot], ks: list[int], y_all: np.ndarray,
