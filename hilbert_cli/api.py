@@ -104,12 +104,12 @@ def _options(cls: Any, options: Any, what: str) -> Any:
             return cls.build(**options)
         from pydantic import ValidationError
 
+        from .contracts.base import validation_line
+
         try:
             return cls(**options)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(x) for x in err.get("loc", ())) or "options"
-            raise ConfigError(f"{what} option {loc}: {str(err.get('msg')).removeprefix('Value error, ')}") from None
+            raise ConfigError(f"{what} option {validation_line(exc, default='options')}") from None
     raise ConfigError(f"{what} options: expected {cls.__name__} or a dict, got {type(options).__name__}")
 
 

@@ -59,6 +59,7 @@ def embed(
     from ..batch import Shard
     from ..console import result as say
     from ..console import warn
+    from ..contracts.base import validation_line
     from ..devices import pick_device
     from ..engines.options import engine_settings
     from ..errors import ConfigError
@@ -72,9 +73,7 @@ def embed(
         opts = EmbedOptions(audio=audio, text=text, audio_layer=layer, max_audio_s=max_audio_s,
                             segment=SegmentOptions(**seg), device=device, audio_batch_size=batch_size)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "segmentation options"
-        raise ConfigError(f"{loc}: {str(err.get('msg')).removeprefix('Value error, ')}") from None
+        raise ConfigError(validation_line(exc, default="segmentation options")) from None
     sh = Shard.parse(shard)
     pick_device(device)
     eng, eng_opts = engine_settings(engine, ray_address, ray_num_cpus, ray_num_gpus, ray_concurrency)

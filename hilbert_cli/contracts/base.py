@@ -109,8 +109,11 @@ class OutputMeta(TableMeta):
     config_hash: Optional[str] = None
 
 
-def validation_line(exc: ValidationError, prefix: str = "") -> str:
-    """`key.sub: problem` of a pydantic error's first problem (one line)."""
+def validation_line(exc: ValidationError, prefix: str = "", default: str = "") -> str:
+    """`key.sub: problem` of a pydantic error's first problem, on one line: the one formatter of
+    options and metadata errors (`prefix` leads the key path, `default` stands for an empty one;
+    pydantic's "Value error, " before a validator's own message is dropped)."""
     err = exc.errors()[0]
-    loc = ".".join(str(x) for x in (prefix, *err.get("loc", ())) if x != "")
-    return f"{loc}: {err.get('msg')}" if loc else str(err.get("msg"))
+    loc = ".".join(str(x) for x in (prefix, *err.get("loc", ())) if x != "") or default
+    msg = " ".join(str(err.get("msg")).removeprefix("Value error, ").split())
+    return f"{loc}: {msg}" if loc else msg
