@@ -166,14 +166,25 @@ def output_path(root: Path, subdir: str, recording_id: str, suffix: str = ".parq
     return Path(root) / subdir / work_name(recording_id, suffix)
 
 
-def is_complete(path: Path, config_hash: str) -> bool:
-    """True when `path` exists and was written with `config_hash` (an unreadable file is not done)."""
+def same_source(recorded: str | os.PathLike | None, path: str | os.PathLike) -> bool:
+    """Whether an output that records `recorded` as its audio file (`source_path`) was made from
+    `path`. Work files are keyed by recording id, which two input folders can share, so resume
+    checks this too; an output that records no file (hilbert 0.1) is taken as it is."""
+    return not recorded or Path(recorded).resolve() == Path(path).resolve()
+
+
+def is_complete(path: Path, config_hash: str, source: str | os.PathLike | None = None) -> bool:
+    """True when `path` exists and was written with `config_hash` (an unreadable file is not done)
+    and, when `source` is given, from that audio file (same_source)."""
     if not path.is_file():
         return False
     try:
-        return OutputMeta.read(path).config_hash == config_hash
+        meta = OutputMeta.read(path)
     except InputError:
         return False
+    if source is not None and not same_source(meta.source_path, source):
+        return False
+    return meta.config_hash == config_hash
 
 
 def error_path(out_root: Path, stage: str, recording_id: str) -> Path:

@@ -107,6 +107,8 @@ class OutputMeta(TableMeta):
 
     recording_id: Optional[str] = None
     config_hash: Optional[str] = None
+    #: the audio file it was made from, where the output records one (words, score parts)
+    source_path: Optional[str] = None
 
 
 def validation_line(exc: ValidationError, prefix: str = "", default: str = "") -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from ..batch import options_hash, output_path
+from ..batch import options_hash, output_path, same_source
 from ..errors import InputError
 from ..contracts.base import TableMeta
 from ..contracts.embed import SEGMENTS_VERSION, SegmentsMeta, VectorsMeta, vectors_schema
@@ -58,7 +58,7 @@ def _valid(path: Path, source_hash: str, model: type[TableMeta], audio: str | No
         meta = model.read(path)
     except InputError:
         return None
-    if audio and meta.source_path and meta.source_path != audio:
+    if audio and not same_source(meta.source_path, audio):
         return None
     return meta if getattr(meta, "source_hash", None) == source_hash else None
 

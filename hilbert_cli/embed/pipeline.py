@@ -16,6 +16,7 @@ Outputs under WORK_DIR:
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -25,7 +26,7 @@ import pyarrow as pa
 
 from .. import manifest
 from ..batch import (BatchResult, Recording, Shard, discover_outputs, is_complete, options_hash, output_path,
-                     select_shard)
+                     same_source, select_shard)
 from ..engines.runner import get_engine
 from ..errors import InputError
 from ..contracts.embed import FEATURES_VERSION, FeaturesMeta, features_schema
@@ -291,16 +292,25 @@ class EmbedStage(Stage):
         """The features' config hash: these options on words made with `prepare_hash`."""
         return config_hash(self.options, prepare_hash)
 
-    def is_done_for(self, recording_id: str, prepare_hash: str | None) -> bool:
-        """Resume: the features file exists with the hash of these options on those words."""
-        return is_complete(self.features_path(recording_id), self.hash_for(prepare_hash))
+    def is_done_for(self, recording_id: str, prepare_hash: str | None,
+                    source: str | os.PathLike | None = None) -> bool:
+        """Resume: the features file exists with the hash of these options on those words and,
+        when `source` is given, was made from that audio file (batch.same_source: words of the
+        same options prepared again from another folder's file of this name are embedded anew)."""
+        path = self.features_path(recording_id)
+        if not is_complete(path, self.hash_for(prepare_hash)):
+            return False
+        try:
+            return source is None or same_source(FeaturesMeta.read(path).prepare.source_path, source)
+        except InputError:
+            return False
 
     def is_done(self, rec: Recording) -> bool:
         try:
-            prep_hash = PrepareMeta.read(rec.path).config_hash
+            prep = PrepareMeta.read(rec.path)
         except InputError:
             return False
-        return self.is_done_for(rec.recording_id, prep_hash)
+        return self.is_done_for(rec.recording_id, prep.config_hash, prep.source_path)
 
     def process(self, rec: Recording) -> EmbeddedRecording:
         meta = PrepareMeta.read(rec.path)

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 
 
 def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
-    """Resume: the words table (written last) exists with this config hash."""
-    return is_complete(words_path(work_dir, rec.recording_id), chash)
+    """Resume: the words table (written last) exists with this config hash, made from this very
+    audio file (another input folder's file of the same name is prepared anew)."""
+    return is_complete(words_path(work_dir, rec.recording_id), chash, rec.path)
 
 
 def describe(rec: Recording, work_dir: Path, chash: str) -> dict:

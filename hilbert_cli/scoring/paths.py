@@ -19,16 +19,13 @@ def part_path(work_dir: Path, key: str, recording_id: str) -> Path:
 
 def part_matches(path: Path, config_hash: str, source: str | Path | None = None) -> ScorePartMeta | None:
     """The part's metadata when it exists with this config hash and was made from `source` when
-    given (a 0.1 part names no source and is taken as it is); else None."""
-    if not is_complete(path, config_hash):
+    given (batch.same_source: a 0.1 part names no source and is taken as it is); else None."""
+    if not is_complete(path, config_hash, source):
         return None
     try:
-        meta = ScorePartMeta.read(path)
+        return ScorePartMeta.read(path)
     except InputError:
         return None
-    if source is not None and meta.source_path and Path(meta.source_path) != Path(source).resolve():
-        return None
-    return meta
 
 
 def part_is_done(path: Path, config_hash: str, source: str | Path | None = None) -> bool:

@@ -139,12 +139,6 @@ def fixed_list_to_numpy(col) -> np.ndarray:
     return flat.reshape(n, d)
 
 
-def _describes(meta: PrepareMeta, rec: Recording) -> bool:
-    """Whether a cached output was made from this very audio file (work dirs are keyed by
-    recording id, which two input folders can share)."""
-    return Path(str(meta.source_path or "")).resolve() == Path(rec.path).resolve()
-
-
 class StageRunner:
     """The prepare and embed steps of a score pass for one recording, through the stages
     themselves (PrepareStage, EmbedStage: their paths, resume checks and writes); an output
@@ -169,16 +163,15 @@ class StageRunner:
 
     # -- prepare
     def prepare(self, rec: Recording) -> tuple[pa.Table, PrepareMeta, float | None]:
-        """(words table, prepare metadata, duration_s), from the cache or computed + written."""
+        """(words table, prepare metadata, duration_s), from the cache (made from this very audio
+        file: PrepareStage.is_done) or computed + written."""
         stage = self.prepare_stage
         if stage.is_done(rec):
             path = stage.outputs(rec)["words"]
             try:
-                meta = PrepareMeta.read(path)
-                words = read_table(path)
-                if _describes(meta, rec):
-                    self.computed["prepare"] = False
-                    return words, meta, meta.duration_s
+                meta, words = PrepareMeta.read(path), read_table(path)
+                self.computed["prepare"] = False
+                return words, meta, meta.duration_s
             except InputError:
                 pass
         prepared = stage.process(rec)
@@ -197,13 +190,11 @@ class StageRunner:
         stage = self.embed_stage
         meta = PrepareMeta.from_metadata(prep_meta).model_copy(update={"recording_id": rec.recording_id})
         table = None
-        if stage.is_done_for(rec.recording_id, str(meta.config_hash)):
-            path = self.features_path(rec.recording_id)
+        # the same relative name under another input folder is another recording: rec.path decides
+        if stage.is_done_for(rec.recording_id, str(meta.config_hash), rec.path):
             try:
-                # the same relative name under another input folder is another recording
-                if _describes(FeaturesMeta.read(path).prepare, rec):
-                    table = read_table(path)
-                    self.computed["embed"] = False
+                table = read_table(self.features_path(rec.recording_id))
+                self.computed["embed"] = False
             except InputError:
                 table = None
         if table is None:
