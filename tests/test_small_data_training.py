@@ -170,3 +170,28 @@ def test_a_saved_wide_model_scores_as_it_was_trained(data, tmp_path):
         a, t = data.audio[i][data.mask[i]].numpy(), data.text[i][data.mask[i]].numpy()
         (pred,) = bundle.predict(a, t)
         np.testing.assert_allclose(pred.probs, expected[row], atol=1e-5)
+
+
+def test_inner_ensemble_predicts_with_the_mean_of_the_inner_models(data):
+    """epoch_choice inner_ensemble: each test fold gets the mean probabilities of the inner models
+    of its training fold (each early-stopped on its own inner validation part), nothing else."""
+    from hilbert_cli.training.cv import _inner_jobs, run_cv
+    from hilbert_cli.training.splits import task_splits
+    from hilbert_cli.training.trainer import fit_models
+
+    mc = tiny_model("transfer", dropout=0.0)
+    tc = tiny_train(max_epochs=6, min_epochs=2, patience=2, epoch_choice="inner_ensemble", inner_folds=2)
+    splits = task_splits(data, "y", n_folds=3, seed=0)
+    with torch_threads(1):
+        r = run_cv(data, "y", mc, tc, splits)
+        jobs = [_inner_jobs(tr, data.labels["y"], data.groups, tc, tc.seed + 104729 * (k + 1))
+                for k, (tr, _) in enumerate(splits)]
+        fits = fit_models(data, "y", [j for js in jobs for j in js], mc, tc)  # trained together, as run_cv does
+    for k, (tr, te) in enumerate(splits):
+        assert len(jobs[k]) == 2 and all(not set(j.train_idx) & set(te) for j in jobs[k])
+        mine = fits[2 * k: 2 * k + 2]
+        mean = np.mean([f.predict_proba(data, te) for f in mine], axis=0)
+        np.testing.assert_allclose(r.oof_probs[np.searchsorted(r.indices, te)], mean, atol=1e-5)
+        assert r.diagnostics[k]["inner_best_epochs"] == [f.best_epoch for f in mine]
+        single = mine[0].predict_proba(data, te)
+        assert not np.allclose(single, mean, atol=1e-3)  # the mean is not one of its members

@@ -75,8 +75,12 @@ class TrainConfig(_Strict):
     #: (best epoch's weights). inner_cv: inner_folds grouped splits of the training fold train with
     #: early stopping, the epoch with the best mean validation curve is taken, and the model is
     #: trained on the whole training fold for that many epochs (training folds only; steadier on
-    #: ~100-200 recordings, where one 20-recording validation split is noise; ~inner_folds+1x the time)
-    epoch_choice: Literal["early_stopping", "inner_cv"] = "early_stopping"
+    #: ~100-200 recordings, where one 20-recording validation split is noise;
+    #: ~inner_folds+1x the time). inner_ensemble: the inner_folds inner models themselves (each
+    #: stopped early on its own validation part) predict each test fold, their probabilities
+    #: averaged (no refit: ~inner_folds x the time; steadier than one model; the final model is
+    #: still one model, trained for the inner models' median best epoch)
+    epoch_choice: Literal["early_stopping", "inner_cv", "inner_ensemble"] = "early_stopping"
     inner_folds: int = Field(3, ge=2, le=10)
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)

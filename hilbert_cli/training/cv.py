@@ -120,7 +120,10 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
     (see task_splits / make_splits). Each training fold is split again (inner_split,
     stratified and grouped like the outer folds) for early stopping; with train_config.epoch_choice
     inner_cv, the epoch count comes from an inner CV of the training fold instead (choose_epochs)
-    and the model trains on the whole training fold for that many epochs. The folds train several
+    and the model trains on the whole training fold for that many epochs; with inner_ensemble the
+    inner models themselves (each stopped early on its inner validation part) predict the test
+    fold, their probabilities averaged (best_epoch: their median; diagnostics_fn and keep_models
+    see the fold's last inner model). The folds train several
     at once (fit_models; train_config.parallel_folds), so fold_callback(k, ...) comes in the
     order folds finish, not in k order; epoch_callback(k, history record) after every epoch of
     every fold (progress while a stack of folds trains).
@@ -138,28 +141,48 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
     for k, (tr, te) in enumerate(splits):
         if (y_all[te] < 0).any() or (y_all[tr] < 0).any():
             raise ValueError(f"run_cv: split {k} contains recordings without a {task!r} label")
+    owner: list[int] = list(range(len(splits)))  # job -> outer fold
     if tc.epoch_choice == "inner_cv":
         chosen = choose_epochs(dataset, task, [tr for tr, _ in splits], model_config, tc, loss_config, seed=tc.seed)
         for k, (tr, _) in enumerate(splits):
             jobs.append(FitJob(tr, tr[:0], seed=tc.seed * 1000 + k, n_epochs=chosen[k][0]))
             n_val.append(0)
             inner[k] = chosen[k][1]
+    elif tc.epoch_choice == "inner_ensemble":
+        owner = []
+        for k, (tr, _) in enumerate(splits):
+            js = _inner_jobs(tr, y_all, dataset.groups, tc, tc.seed + 104729 * (k + 1)) \
+                or [FitJob(*inner_split(tr, y_all, dataset.groups, tc.val_fraction, seed=tc.seed + 7919 * (k + 1)),
+                           seed=tc.seed * 1000 + k)]  # too small for an inner CV: one early-stopped model
+            jobs += js
+            owner += [k] * len(js)
+            n_val.append(int(np.mean([len(j.val_idx) for j in js])))
     else:
         for k, (tr, _) in enumerate(splits):
             fit_idx, val_idx = inner_split(tr, y_all, dataset.groups, tc.val_fraction, seed=tc.seed + 7919 * (k + 1))
             jobs.append(FitJob(fit_idx, val_idx, seed=tc.seed * 1000 + k))
             n_val.append(len(val_idx))
+    members: dict[int, list] = {}  # outer fold -> (outputs, fitted) of its inner models so far (inner_ensemble)
     probs_of: dict[int, np.ndarray] = {}
     aucs: dict[int, float] = {}
     diags: dict[int, dict] = {}
     models: dict[int, FittedModel] = {}
 
-    def tested(k: int, fitted: FittedModel) -> None:
-        te = splits[k][1]
+    def tested(j: int, fitted: FittedModel) -> None:
+        k, te = owner[j], splits[owner[j]][1]
         out = fitted.forward(dataset, te)
+        if tc.epoch_choice == "inner_ensemble":
+            members.setdefault(k, []).append((out, fitted))
+            if len(members[k]) < owner.count(k):
+                return  # the fold's other inner models are still training
+            outs, fits = zip(*members.pop(k))
+            out = {key: np.mean([o[key] for o in outs], axis=0) for key in ("probs", "gate")}
+            inner[k] = [f.best_epoch for f in fits]
+            fitted = fits[-1]
+            fitted.best_epoch = int(np.median(inner[k]))
         probs_of[k] = out["probs"]
         aucs[k] = macro_auc(y_all[te], out["probs"])
-        last = fitted.history[fitted.best_epoch - 1] if fitted.history else {}
+        last = fitted.history[min(fitted.best_epoch, len(fitted.history)) - 1] if fitted.history else {}
         diag = {"fold": k, "best_epoch": fitted.best_epoch, "epochs_run": fitted.epochs_run,
                 "seconds": round(fitted.seconds, 3), "val_ce": last.get("val_ce"),
                 **{k2: v for k2, v in last.items() if k2.startswith("train_")},
@@ -174,7 +197,8 @@ def run_cv(dataset: FeatureDataset, task: str, model_config: ModelConfig, train_
         if fold_callback is not None:
             fold_callback(k, {"auc": aucs[k], **diag})
 
-    fit_models(dataset, task, jobs, model_config, tc, loss_config, on_fitted=tested, on_epoch=epoch_callback)
+    fit_models(dataset, task, jobs, model_config, tc, loss_config, on_fitted=tested,
+               on_epoch=(lambda j, rec: epoch_callback(owner[j], rec)) if epoch_callback is not None else None)
     ks = range(len(splits))
     idx_all = [splits[k][1] for k in ks]
     order = np.argsort(np.concatenate(idx_all)) if idx_all else np.zeros(0, int)
