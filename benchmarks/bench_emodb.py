@@ -19,7 +19,11 @@ ConcatAudioEncoder writes), so no part is encoded twice.
 
     python benchmarks/bench_emodb.py [--out /tmp/hilbert_bench_emodb] [--docs-per-speaker 10]
         [--encoders spec,whisperTinyEnc[,whisperBaseEnc,egemaps,egemaps+whisperTinyEnc]]
-        [--configs hilbert,transfer,hilbert-small[,transfer-small]]
+        [--configs hilbert,transfer,hilbert-small[,transfer-small,...]] [--speakers tune]
+
+Choices are made on the 5 tuning speakers (--speakers tune: their documents only, one fold per
+speaker); a run on all speakers adds a column for the folds of the other 5 (held out from every
+choice).
 
 Measured on 2 cores shared with 5 other jobs (load 11-23): 100 documents (136 min of audio)
 embed with spec in ~9 min, egemaps ~25 min, whisperBaseEnc and whisperTinyEnc ~5-10 min each; a
@@ -46,6 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from bench_audio_encoders import SR, build_documents, load_emodb  # noqa: E402
+from bench_diarization import TUNE_SPEAKERS  # noqa: E402
 
 TASK = "neg_majority"
 #: the fixed sentences by text code (EmoDB README)
@@ -151,17 +156,34 @@ def text_only(ds) -> object:
 
 
 #: model configurations compared (all fixed before the run; nothing is chosen on test folds):
-#: name -> (variant, ModelConfig fields, TrainConfig fields)
-CONFIGS: dict[str, tuple[str, dict, dict]] = {
+#: name -> (variant, ModelConfig fields, TrainConfig fields[, LossConfig fields])
+_SMALL = {"d_model": 32, "n_heads": 2, "latent_dim": 64, "n_experts": 4, "expert_hidden": 16, "head_hidden": 8,
+          "dropout": 0.3, "input_pca": 32}
+CONFIGS: dict[str, tuple] = {
     "hilbert": ("hilbert", {}, {}),  # the library defaults, early stopping on one inner split
     "transfer": ("transfer", {}, {}),
     # small data (~90 training documents): a narrower model, input PCA, stronger dropout and weight
     # decay, and the epoch count chosen by a 3-fold inner CV of the training fold
-    "hilbert-small": ("hilbert", {"d_model": 32, "n_heads": 2, "latent_dim": 64, "n_experts": 4, "expert_hidden": 16,
-                                  "head_hidden": 8, "dropout": 0.3, "input_pca": 32},
-                      {"weight_decay": 1e-2, "epoch_choice": "inner_cv"}),
-    "transfer-small": ("transfer", {"d_model": 32, "n_heads": 2, "latent_dim": 64, "head_hidden": 8, "dropout": 0.3,
-                                    "input_pca": 32}, {"weight_decay": 1e-2, "epoch_choice": "inner_cv"}),
+    "hilbert-small": ("hilbert", _SMALL, {"weight_decay": 1e-2, "epoch_choice": "inner_cv"}),
+    "transfer-small": ("transfer", {k: v for k, v in _SMALL.items() if k not in ("n_experts", "expert_hidden")},
+                       {"weight_decay": 1e-2, "epoch_choice": "inner_cv"}),
+    # small-data options (issue 14), compared on the 5 tuning speakers (--speakers tune) only:
+    # bag crops (each training document shows a random contiguous 50-100 % of its segments)
+    "hilbert-crop": ("hilbert", _SMALL, {"weight_decay": 1e-2, "epoch_choice": "inner_cv", "crop_min": 0.5}),
+    # wide and deep: the linear probe of mean + std inside the model (C = 1, as the baseline's)
+    "hilbert-wide": ("hilbert", {**_SMALL, "wide": True}, {"weight_decay": 1e-2, "epoch_choice": "inner_cv"}),
+    "hilbert-wide-crop": ("hilbert", {**_SMALL, "wide": True},
+                          {"weight_decay": 1e-2, "epoch_choice": "inner_cv", "crop_min": 0.5}),
+    # no epoch choice at all: a fixed 30 epochs on the whole training fold, the last 10 averaged
+    "hilbert-swa": ("hilbert", _SMALL, {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 30,
+                                        "swa_epochs": 10, "crop_min": 0.5}),
+    "hilbert-wide-swa": ("hilbert", {**_SMALL, "wide": True},
+                         {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 30, "swa_epochs": 10,
+                          "crop_min": 0.5}),
+    # the 3 inner-fold models of each training fold (each stopped early on its own part) averaged
+    "hilbert-ens": ("hilbert", _SMALL, {"weight_decay": 1e-2, "epoch_choice": "inner_ensemble", "crop_min": 0.5}),
+    "hilbert-wide-ens": ("hilbert", {**_SMALL, "wide": True},
+                         {"weight_decay": 1e-2, "epoch_choice": "inner_ensemble", "crop_min": 0.5}),
 }
 
 
@@ -200,15 +222,16 @@ def sentence_control(ds, tr_dir: Path, splits):
 def evaluate(ds, splits, configs: list[str], threads: int) -> list[tuple[str, object]]:
     from hilbert_cli.nn.config import ModelConfig
     from hilbert_cli.training.baselines import run_baseline_cv
-    from hilbert_cli.training.config import TrainConfig
+    from hilbert_cli.training.config import LossConfig, TrainConfig
     from hilbert_cli.training.cv import run_cv
 
     rows = []
     for name in configs:
-        variant, model_kw, train_kw = CONFIGS[name]
+        variant, model_kw, train_kw, *loss_kw = CONFIGS[name]
         tc = TrainConfig(n_folds=len(splits), threads=threads, device="cpu", final_model=False, diagnostics=False,
                          **train_kw)
-        rows.append((name, run_cv(ds, TASK, ModelConfig(variant=variant, **model_kw), tc, splits)))
+        lc = LossConfig(**(loss_kw[0] if loss_kw else {}))
+        rows.append((name, run_cv(ds, TASK, ModelConfig(variant=variant, **model_kw), tc, splits, lc)))
         r = rows[-1][1]
         print(f"  {name}: {r.auc_mean:.3f} ± {r.auc_std:.3f} fold-mean, {r.auc:.3f} pooled OOF AUC, {r.seconds:.0f} s",
               file=sys.stderr, flush=True)
@@ -222,15 +245,36 @@ def evaluate(ds, splits, configs: list[str], threads: int) -> list[tuple[str, ob
     return rows
 
 
-def print_table(encoder: str, ds, rows) -> None:
+def held_out(r, folds: list[int]) -> tuple[float, float, float]:
+    """(fold-mean, sd, pooled AUC) of result r over test folds `folds` only."""
+    from hilbert_cli.training.metrics import macro_auc
+
+    v = np.asarray([r.fold_aucs[k] for k in folds], float)
+    keep = np.isin(r.fold_of, folds)
+    return float(np.mean(v)), float(np.std(v)), macro_auc(r.y[keep], r.oof_probs[keep])
+
+
+def print_table(encoder: str, ds, rows, held: list[int]) -> None:
+    """held: the test folds of the speakers no choice was made on (a column of their own)."""
     print(f"\n### {encoder} (d_audio {ds.d_audio}) + allMiniLM6\n")
-    print("| model | fold-mean AUC ± sd | pooled OOF AUC | epochs (per fold) | seconds |")
-    print("| --- | --- | --- | --- | --- |")
+    extra = f" held-out speakers' {len(held)} folds: fold-mean ± sd / pooled |" if held else ""
+    print(f"| model | fold-mean AUC ± sd | pooled OOF AUC |{extra} epochs (per fold) | seconds |")
+    print("| --- | --- | --- |" + (" --- |" if held else "") + " --- | --- |")
     for name, r in rows:
         ep = r.best_epochs
         eps = f"{min(ep)}-{max(ep)} (median {int(np.median(ep))})" if ep else ""
-        print(f"| {name} | {r.auc_mean:.3f} ± {r.auc_std:.3f} | {r.auc:.3f} | {eps} | {r.seconds:.0f} |")
+        h = " {:.3f} ± {:.3f} / {:.3f} |".format(*held_out(r, held)) if held else ""
+        print(f"| {name} | {r.auc_mean:.3f} ± {r.auc_std:.3f} | {r.auc:.3f} |{h} {eps} | {r.seconds:.0f} |")
     sys.stdout.flush()
+
+
+def restrict(labels: Path, speakers: list[str]) -> Path:
+    """A labels table of the given speakers' documents only (the others then are not loaded)."""
+    rows = list(csv.reader(labels.open(newline="")))
+    out = labels.with_name(f"labels_{'-'.join(speakers)}.csv")
+    with out.open("w", newline="") as f:
+        csv.writer(f).writerows([rows[0]] + [r for r in rows[1:] if r[2] in speakers])
+    return out
 
 
 def main() -> None:
@@ -246,6 +290,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--embed-only", action="store_true", help="build, prepare and embed (fill the cache), no training")
+    ap.add_argument("--speakers", default="",
+                    help="train and test on these speakers' documents only (comma list; 'tune' = the 5 tuning "
+                    f"speakers {','.join(TUNE_SPEAKERS)}, where choices are made); default: all")
     args = ap.parse_args()
     import torch
 
@@ -267,9 +314,18 @@ def main() -> None:
           + " (0 s = cached)")
     if args.embed_only:
         return
+    speakers = list(TUNE_SPEAKERS) if args.speakers == "tune" else [x for x in args.speakers.split(",") if x]
+    if speakers:
+        labels = restrict(labels, speakers)
     data = {p: load(feats[p], labels) for p in parts}
     first = data[parts[0]]
     splits = task_splits(first, TASK, n_folds=len(set(first.groups)), seed=args.seed)
+    # the folds of speakers no choice was made on (when the tuning speakers are in the run too)
+    fold_spk = [str(first.groups[te][0]) for _, te in splits]
+    held = [k for k, g in enumerate(fold_spk) if g not in TUNE_SPEAKERS] \
+        if any(g in TUNE_SPEAKERS for g in fold_spk) and not all(g in TUNE_SPEAKERS for g in fold_spk) else []
+    print(f"test folds' speakers: {', '.join(fold_spk)}; tuning speakers {', '.join(TUNE_SPEAKERS)}"
+          + (f"; held-out folds {held}" if held else ""))
     print(f"{first.n} documents, {len(set(first.groups))} speakers, {first.labels[TASK].mean():.0%} negative-majority, "
           f"{len(splits)} speaker-grouped folds (one speaker per test fold), the same folds for every row; "
           f"segments per document {int(first.lengths.min())}-{int(first.lengths.max())}")
@@ -279,7 +335,7 @@ def main() -> None:
     for enc in encoders:
         ds = joined([data[p] for p in enc.split("+")]) if "+" in enc else data[enc]
         rows = evaluate(ds, splits, [c for c in args.configs.split(",") if c], args.threads)
-        print_table(enc, ds, rows)
+        print_table(enc, ds, rows, held)
     print(f"\nwall time {time.perf_counter() - t0:.0f} s on {os.cpu_count()} cores, torch threads {args.threads}, "
           f"load average {load0:.1f} at start and {os.getloadavg()[0]:.1f} at the end (other jobs were running)")
 
