@@ -85,10 +85,28 @@ def test_a_given_count_or_minimum_holds_with_as_few_groups_as_speakers():
     assert len(set(nap_kmeans(embs, windows, min_speakers=2).tolist())) == 2
 
 
+def test_with_the_count_free_a_speaker_must_hold_its_share_of_the_windows():
+    """Two voices plus two windows of a third point far from both: 3 clusters pass the distance
+    test, but the third holds 2/62 of the windows, under the 0.1 share, so two speakers are kept
+    (the failure seen on short EmoDB man/woman conversations); with no share rule, three."""
+    rng = np.random.default_rng(3)
+    u = np.load(NAP_FILE).astype(np.float64)
+    proj = np.eye(256) - u @ u.T
+    a, b, c = (_unit(proj @ rng.standard_normal(256)) for _ in range(3))  # ~1.0 apart after projection
+    embs = np.concatenate([_points([a, b], 30, u, 0.3, rng), _points([c], 2, u, 0.3, rng)])
+    windows = [(float(i), i + 1.0, i) for i in range(len(embs))]  # one window per group
+    assert len(set(nap_kmeans(embs, windows, min_share=0.0).tolist())) == 3
+    labels = nap_kmeans(embs, windows)
+    assert len(set(labels.tolist())) == 2
+    assert len(set(labels[:30].tolist())) == 1 and len(set(labels[30:60].tolist())) == 1
+    assert len(set(nap_kmeans(embs, windows, min_speakers=3).tolist())) == 3  # a minimum asked for wins
+
+
 def test_the_tree_keeps_the_old_hash_nap_kmeans_has_its_own():
-    assert "clustering" not in PrepareOptions().hashed()
-    assert config_hash(PrepareOptions(clustering="tree")) == config_hash(PrepareOptions())
-    assert config_hash(PrepareOptions(clustering="nap-kmeans")) != config_hash(PrepareOptions())
+    assert "clustering" not in PrepareOptions(clustering="tree").hashed()
+    assert PrepareOptions().hashed()["clustering"] == "nap-kmeans"  # the default
+    assert config_hash(PrepareOptions(clustering="nap-kmeans")) == config_hash(PrepareOptions())
+    assert config_hash(PrepareOptions(clustering="tree")) != config_hash(PrepareOptions())
 
 
 @pytest.fixture(scope="module")

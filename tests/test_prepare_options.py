@@ -26,20 +26,36 @@ HASH_01 = {"demo": "507f0bf0433017e1", "default": "08d9484922d6038d"}
 
 
 def test_the_01_flat_layout_loads_nested_and_keeps_its_hash():
-    opts = PrepareOptions.model_validate(FLAT_01)
+    opts = PrepareOptions.from_recorded(FLAT_01)
     assert opts.asr.model == "whisper-tiny.en" and opts.asr.beam_size == 1
     assert opts.diarization.backend == "vad-cluster" and opts.diarization.num_speakers == 2
     assert opts.vad.threshold == 0.5 and opts.speaker == "participant"
     flat = opts.flat()
     assert flat.pop("clustering") == "tree" and flat == FLAT_01  # a choice added after 0.1, at its old behaviour
     assert config_hash(opts) == HASH_01["demo"]
-    assert config_hash(PrepareOptions()) == HASH_01["default"]
+    # 0.1's default diarization was the tree; today's default clustering is nap-kmeans, its own hash
+    assert config_hash(PrepareOptions(clustering="tree")) == HASH_01["default"]
+    assert config_hash(PrepareOptions()) not in HASH_01.values()
     # the nested form round-trips, and is what the flat keyword arguments build
     nested = json.loads(opts.model_dump_json())
     assert set(nested["asr"]) == set(AsrOptions.model_fields) and "asr_model" not in nested
     assert PrepareOptions.model_validate(nested) == opts
     assert PrepareOptions(diarization="vad-cluster", num_speakers=2, asr_model="whisper-tiny.en", beam_size=1,
-                          speaker="participant", device="cpu") == opts
+                          speaker="participant", device="cpu", clustering="tree") == opts
+
+
+def test_recorded_options_without_clustering_read_as_the_tree_new_ones_keep_theirs():
+    """`clustering` came after 0.1: a recording without it was diarized by the tree, so it must
+    rebuild as the tree (flat or nested), while options typed today get the nap-kmeans default."""
+    assert PrepareOptions.model_validate(FLAT_01).diarization.clustering == "nap-kmeans"  # today's flags
+    nested = json.loads(PrepareOptions(num_speakers=2).model_dump_json())
+    assert nested["diarization"].pop("clustering") == "nap-kmeans"
+    assert PrepareOptions.from_recorded(nested).diarization.clustering == "tree"
+    assert PrepareOptions.from_recorded({"diarization": "vad-cluster"}).diarization.clustering == "tree"
+    for c in ("tree", "nap-kmeans"):
+        recorded = json.loads(PrepareOptions(clustering=c).model_dump_json())
+        assert PrepareOptions.from_recorded(recorded).diarization.clustering == c
+        assert PrepareOptions.from_recorded({**FLAT_01, "clustering": c}).diarization.clustering == c
 
 
 def test_flat_keys_win_over_a_nested_dict_beside_them():

@@ -27,7 +27,7 @@ def prepare(
     num_speakers: Optional[int] = typer.Option(None, "--num-speakers", help="Exact number of speakers, when known."),
     min_speakers: Optional[int] = typer.Option(None, "--min-speakers"),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers"),
-    clustering: Optional[str] = typer.Option(None, "--clustering", help="vad-cluster: tree (default) or nap-kmeans (emotion directions projected out of the speaker embeddings, k-means; fewer invented speakers and lower DER on real emotional speech, README 'Accuracy on real speech')."),
+    clustering: Optional[str] = typer.Option(None, "--clustering", help="vad-cluster: nap-kmeans (default: emotion directions projected out of the speaker embeddings, k-means; fewer invented speakers on real emotional speech, no voices merged on long recordings; README 'Accuracy on real speech') or tree (average-linkage cut; what vad-cluster did before the choice existed)."),
     speaker: str = typer.Option("all", "--speaker", help="Target speaker: all, dominant (most speech), participant (the speaker who is not the interviewer; the interviewer asks the questions, or matches --prompts) or a label (SPEAKER_01). Other speakers' words are kept, with is_target false; the words metadata records why (participant_detection)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="With --speaker participant: a text file of the interview prompts, one per line; the speaker whose words match them best is the interviewer."),
     asr_model: str = typer.Option("whisper-tiny.en", "--asr-model", help="faster-whisper model: registry alias (whisper-tiny.en, whisper-small, whisper-large-v3, ...) or a CTranslate2 directory."),

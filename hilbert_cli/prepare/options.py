@@ -96,9 +96,10 @@ class DiarizationOptions(_Group):
     )
     speaker_encoder: str = Field("resemblyzer", description="speaker encoder of the vad-cluster backend")
     clustering: Literal["tree", "nap-kmeans"] = Field(
-        "tree", description="vad-cluster: tree (average-linkage cut, spread test, small clusters folded) | "
-        "nap-kmeans (emotion directions projected out, k-means, a centroid-distance test for the count; "
-        "prepare/diarize/speaker_space.py)"
+        "nap-kmeans", description="vad-cluster: nap-kmeans (emotion directions projected out, k-means, a "
+        "centroid-distance test for the count; prepare/diarize/speaker_space.py; the default: fewer invented "
+        "speakers on real emotional speech and no voices merged on long recordings, README) | tree "
+        "(average-linkage cut, spread test, small clusters folded; what vad-cluster did before the choice existed)"
     )
     num_speakers: Optional[int] = Field(None, ge=1)
     min_speakers: Optional[int] = Field(None, ge=1)
@@ -108,8 +109,9 @@ class DiarizationOptions(_Group):
         "(0.45: tuned on EmoDB speakers so one emotional voice stays one speaker; benchmarks/bench_diarization.py)"
     )
     min_speaker_share: float = Field(
-        0.1, ge=0.0, lt=0.5, description="vad-cluster: a cluster with less of the speech joins its nearest "
-        "neighbour when the speaker count is free (in one voice, such small clusters are moods, not people)"
+        0.1, ge=0.0, lt=0.5, description="vad-cluster, speaker count free: tree: a cluster with less of the "
+        "speech joins its nearest neighbour; nap-kmeans: no more speakers than every one can hold this share "
+        "(in one voice, such small clusters are moods, not people)"
     )
     spread_ratio: Optional[float] = Field(
         1.8, gt=1.0, description="vad-cluster: also split two clusters closer than cluster_threshold when their "
@@ -254,6 +256,20 @@ class PrepareOptions(BaseModel):
             err = exc.errors()[0]
             loc = ".".join(str(x) for x in err.get("loc", ())) or "options"
             raise ConfigError(f"prepare option {loc}: {err.get('msg')}") from None
+
+    @classmethod
+    def from_recorded(cls, raw: dict[str, Any]) -> "PrepareOptions":
+        """Options as a words table or a model directory recorded them. Recorded before `clustering`
+        existed (hilbert 0.1, flat or nested), vad-cluster meant the tree: such options read as
+        `tree`, so a model trained then rebuilds the very prepare outputs (and config hash) it saw."""
+        raw = dict(raw)
+        nested = raw.get("diarization") if isinstance(raw.get("diarization"), dict) else None
+        if "clustering" not in raw and not (nested and "clustering" in nested):
+            if nested is not None:
+                raw["diarization"] = {**nested, "clustering": "tree"}
+            else:
+                raw["clustering"] = "tree"
+        return cls.model_validate(raw)
 
     def flat(self) -> dict[str, Any]:
         """The flat (0.1) layout, JSON-ready: one key per option, as the CLI flags name them."""

@@ -93,7 +93,7 @@ def stage_options(features_metadata: dict, options, *, source: Path | str = "tra
         embed_key = "features_metadata.audio_model/text_model"
         embed_keys = {"audio": "features_metadata.audio_model.alias", "text": "features_metadata.text_model.alias"}
     try:
-        prep = PrepareOptions.model_validate(prep_raw)
+        prep = PrepareOptions.from_recorded(prep_raw)
     except Exception as exc:
         raise validation_error(str(source), "features_metadata.prepare.options", exc) from None
     try:

@@ -14,7 +14,11 @@ figures reported on the held-out ones):
   groups of up to GROUP consecutive windows of one speech region (less noise than one
   1.6 s window), and k-means on the projected groups assigns speakers. With the count free,
   k speakers are kept only while the closest two of the k-means centroids lie farther apart
-  than SPLIT_DISTANCE (cosine), so one emotional voice stays one speaker.
+  than SPLIT_DISTANCE (cosine) and every one of the k holds at least `min_share` of the
+  windows (the vad-cluster option `min_speaker_share`, 0.1), so one emotional voice stays one
+  speaker. The share rule is what keeps a short conversation of two people at two: on EmoDB
+  man/woman turn-taking (12-15 window groups) k-means at k = 3 passed the distance test in 4 of
+  6 pairs by splitting off one or two groups holding 4-8 % of the windows.
 """
 
 from __future__ import annotations
@@ -84,6 +88,7 @@ def nap_kmeans(
     min_speakers: int | None = None,
     max_speakers: int | None = None,
     split_distance: tuple[float, float] = SPLIT_DISTANCE,
+    min_share: float = 0.1,
     seed: int = 0,
 ) -> np.ndarray:
     """Speaker index per window (see the module docstring)."""
@@ -108,7 +113,8 @@ def nap_kmeans(
     hi = min(max_speakers or MAX_FREE_SPEAKERS, max(n_groups - 1, min(lo, n_groups)))
     for k in range(2, hi + 1):
         cand, dmin = _kmeans(pts, k, seed)
-        if k > lo and dmin <= split_distance[0 if k == 2 else 1]:
+        smallest = np.bincount(cand[gid], minlength=k).min() / len(gid)
+        if k > lo and (dmin <= split_distance[0 if k == 2 else 1] or smallest < min_share):
             break
         labels = cand
     return labels[gid]

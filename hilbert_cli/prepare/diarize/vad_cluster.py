@@ -337,7 +337,7 @@ class VadClusterDiarizer:
             from .speaker_space import nap_kmeans
 
             ids = nap_kmeans(embs, windows, num_speakers=o.num_speakers, min_speakers=o.min_speakers,
-                             max_speakers=o.max_speakers)
+                             max_speakers=o.max_speakers, min_share=o.min_speaker_share)
         else:
             ids = cluster(
                 embs, threshold=o.cluster_threshold, num_speakers=o.num_speakers,
