@@ -121,6 +121,7 @@ def run_prepare(source: Input, out: str | os.PathLike, options: "PrepareOptions 
     from .engines.runner import get_engine
     from .prepare import PrepareOptions, prepare_recordings  # the package's names, looked up per call
     from .prepare.stage import check_low_memory, load_models
+    from .prepare.stage import check_models as check
 
     opts = _options(PrepareOptions, options, "prepare")
     eng = get_engine(engine, engine_options, jobs=jobs)
@@ -128,11 +129,10 @@ def run_prepare(source: Input, out: str | os.PathLike, options: "PrepareOptions 
     recordings, skipped = _found(source)
     preparer = None
     if check_models and eng.name == "local":  # (a Ray cluster's actors load theirs; each fails in its rows)
-        # with jobs, each worker loads its own models: Whisper is only checked here, as with --low-memory
-        preparer = load_models(opts, low_memory=low_memory or jobs > 1)
         if jobs > 1:
-            preparer.release()  # checked; each worker process loads its own
-            preparer = None
+            check(opts)  # each worker process loads its own models: here they are only checked
+        else:
+            preparer = load_models(opts, low_memory=low_memory)
     work = Path(out)
     res = prepare_recordings(recordings, opts, work, overwrite=overwrite, shard=_shard(shard), show_progress=progress,
                              engine=eng, preparer=preparer, low_memory=low_memory, ignored=skipped)

@@ -89,6 +89,61 @@ def load_models(options: PrepareOptions, *, low_memory: bool = False) -> Prepare
     return preparer
 
 
+def check_models(options: PrepareOptions) -> None:
+    """Every model `options` name can be had, checked without loading any (one line when not):
+    what the parent of --jobs workers does, since each worker loads its own."""
+    from .asr import WhisperASR
+
+    check_diarizer(options)
+    WhisperASR.check(options.asr)
+
+
+def check_diarizer(options: PrepareOptions) -> None:
+    """The diarization backend's models and packages are there (ModelUnavailable / ConfigError,
+    one line, when not), found without importing or loading them. Voice activity (silero) is an
+    asset of faster-whisper, which Whisper's check needs anyway."""
+    from importlib.util import find_spec
+
+    from ..errors import ModelUnavailable
+
+    d = options.diarization
+    if d.one_speaker:  # voice activity only: no speaker model
+        packages = ["faster_whisper"]
+    elif d.backend == "pyannote":
+        _check_pyannote_pipeline(d.model)
+        packages = ["faster_whisper", "pyannote.audio"]
+    else:
+        packages = ["faster_whisper", "resemblyzer"]
+    for name in packages:
+        try:
+            found = find_spec(name)
+        except ModuleNotFoundError:  # its parent package (pyannote) is not there either
+            found = None
+        if found is None:
+            raise ModelUnavailable(f"--diarization {d.backend} needs the Python package {name}, which is not "
+                                   "installed (scripts/setup.sh)")
+
+
+def _check_pyannote_pipeline(model: str | None) -> None:
+    """A pyannote pipeline is a local directory with config.yaml (a path or a registry alias), or
+    a hub id pyannote may fetch when online (prepare/diarize/pyannote_backend.py loads it)."""
+    from ..errors import ConfigError, ModelUnavailable
+    from ..registry import is_offline, resolve
+    from .diarize.pyannote_backend import DEFAULT_PIPELINE
+
+    name = model or DEFAULT_PIPELINE
+    path = Path(name).expanduser()
+    if not path.exists():
+        try:
+            path = resolve(name, kind="diarization").path
+        except ModelUnavailable:
+            if "/" not in name or is_offline():
+                raise
+            return
+    if path is None or not (Path(path) / "config.yaml").is_file():
+        raise ConfigError(f"pyannote pipeline '{name}': {path} has no config.yaml")
+
+
 def check_low_memory(low_memory: bool, jobs: int) -> None:
     """--low-memory holds one recording's models at a time, which N jobs cannot."""
     if low_memory and jobs > 1:
