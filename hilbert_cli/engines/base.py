@@ -25,6 +25,10 @@ from ..stages import Stage
 DONE, SKIPPED, FAILED, BLOCKED = "done", "skipped", "failed", "blocked"
 
 
+class WorkerLost(RuntimeError):
+    """The worker process died (crash in native code, OOM kill, lost node) while handling a recording."""
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one recording in one stage: the small row that travels back to the driver."""
@@ -64,6 +68,24 @@ def run_chain(rec: Recording, stages: Sequence[Stage], overwrite: bool) -> list[
             continue
         out.append(attempt(rec, name=stage.name, out_root=stage.out_root, process=stage,
                            is_done=None if overwrite else stage.is_done))
+    return out
+
+
+def lost_outcomes(rec: Recording, stages: Sequence[tuple[str, Path, Callable[[Recording], bool]]],
+                  exc: BaseException, overwrite: bool = False) -> list[Outcome]:
+    """The outcomes of a recording whose worker died: skipped in the stages (name, out_root,
+    is_done) it is done for (none with `overwrite`), `exc`'s error row in the first it is not,
+    blocked in the rest."""
+    out: list[Outcome] = []
+    for name, out_root, is_done in stages:
+        if out and out[-1].status in (FAILED, BLOCKED):
+            out.append(Outcome(BLOCKED))
+            continue
+        try:
+            done = not overwrite and is_done(rec)
+        except Exception:
+            done = False
+        out.append(Outcome(SKIPPED) if done else Outcome(FAILED, error=record_failure(out_root, name, rec, exc)))
     return out
 
 

@@ -46,13 +46,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from ..batch import BatchResult, Recording, record_failure
+from ..batch import BatchResult, Recording
 from ..console import make_progress
 from ..errors import ConfigError
 from ..stages import Stage
-from .base import Engine, Outcome, progress_status, record
-from .ray_actor import (DEFAULT_MAX_ATTEMPTS, PerStage, StageActor, StageSpec, WorkerLost, _check_picklable,
-                        _pool_bounds, _seconds_column, _status_columns, resolve_gpus, with_overrides)
+from .base import Engine, Outcome, WorkerLost, lost_outcomes, progress_status, record
+from .ray_actor import (DEFAULT_MAX_ATTEMPTS, PerStage, StageActor, StageSpec, _check_picklable, _pool_bounds,
+                        _seconds_column, _status_columns, resolve_gpus, with_overrides)
 from .ray_cluster import connect, import_ray, log_levels
 
 
@@ -148,7 +148,7 @@ def run_stages_ray(
             progress.update(task, advance=len(recordings) - len(todo))
             if todo:
                 seen = _run_dataset(todo, stages, results, overwrite, max_attempts, progress, task, t0)
-                _report_lost(todo, seen, stages, results)
+                _report_lost(todo, seen, stages, results, overwrite)
     finally:
         if started:
             import ray
@@ -228,23 +228,14 @@ def _outcome(row: dict, i: int) -> Outcome:
                    None if err is None else json.loads(err))
 
 
-def _report_lost(todo: Sequence[Recording], seen: set[str], stages: Sequence[StageSpec], results: list[BatchResult]) -> None:
+def _report_lost(todo: Sequence[Recording], seen: set[str], stages: Sequence[StageSpec], results: list[BatchResult],
+                 overwrite: bool = False) -> None:
     """Recordings whose block Ray gave up on: an error row in the first stage not done."""
+    exc = WorkerLost("the Ray engine lost this recording (its worker failed and was not retried); run again")
+    chain = [(s.stage, s.out_root, s.is_done) for s in stages]
     for rec in todo:
-        if rec.recording_id in seen:
-            continue
-        for spec, res in zip(stages, results):
-            try:
-                done = spec.is_done(rec)
-            except Exception:
-                done = False
-            if done:
-                res.skipped.append(rec.recording_id)
-                continue
-            exc = WorkerLost("the Ray engine lost this recording (its worker failed and was not retried); run again")
-            row = record_failure(spec.out_root, spec.stage, rec, exc)
-            record([res], rec.recording_id, [Outcome("failed", error=row)])
-            break
+        if rec.recording_id not in seen:
+            record(results, rec.recording_id, lost_outcomes(rec, chain, exc, overwrite))
 
 
 class RayEngine(Engine):

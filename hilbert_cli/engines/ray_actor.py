@@ -21,17 +21,13 @@ import pyarrow as pa
 from ..batch import Recording, output_path
 from ..errors import ConfigError, one_line
 from ..parquet_io import atomic_write
-from .base import BLOCKED, FAILED, SKIPPED, Outcome, attempt
+from .base import BLOCKED, FAILED, SKIPPED, Outcome, WorkerLost, attempt
 
 #: a per-actor setting: one value for every stage, or {stage: value} with "*" as the default
 PerStage = Union[float, int, str, tuple, Mapping[str, Any], None]
 
 ATTEMPTS_DIR = ".ray-attempts"
 DEFAULT_MAX_ATTEMPTS = 3
-
-
-class WorkerLost(RuntimeError):
-    """The Ray worker process died (crash, OOM kill, lost node) while handling a recording."""
 
 
 @dataclass(frozen=True)
