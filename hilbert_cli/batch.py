@@ -242,6 +242,13 @@ def read_errors(out_root: Path, stage: str | None = None) -> pa.Table:
     return read_error_rows(sorted(d.rglob("*.parquet")) if d.is_dir() else [])
 
 
+def add_seconds(total: dict[str, float], more: Mapping[str, float]) -> dict[str, float]:
+    """Add seconds per step (`more`) into `total`, step by step; returns `total`."""
+    for step, seconds in more.items():
+        total[step] = total.get(step, 0.0) + float(seconds)
+    return total
+
+
 @dataclass
 class BatchResult:
     """What a run did: the engines fill done / skipped / failed / seconds; `rows` is the
@@ -254,6 +261,7 @@ class BatchResult:
     audio_s: float = 0.0
     wall_s: float = 0.0
     seconds: dict[str, float] = field(default_factory=dict)  # recording_id -> wall seconds spent
+    timings: dict[str, float] = field(default_factory=dict)  # step -> seconds, summed (stages that time steps)
     rows: list[dict] = field(default_factory=list)  # manifest rows (hilbert_cli.manifest)
     manifest_path: Path | None = None
 

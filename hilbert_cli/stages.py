@@ -106,8 +106,13 @@ class Stage(Lazy):
         return None
 
     def with_threads(self, threads: int) -> "Stage":
-        """This stage limited to `threads` CPU threads (the local engine's --jobs budget)."""
+        """This stage limited to `threads` CPU threads (its worker's share: --jobs, a Ray actor's num_cpus)."""
         return self
+
+    def take_timings(self) -> dict[str, float]:
+        """Seconds per step spent since the last call (and forget them): the engines carry them
+        back with each recording's outcome and sum them (BatchResult.timings). None timed here."""
+        return {}
 
     def factory(self) -> Callable[[], Process]:
         """A picklable zero-argument callable that gives the per-worker callable (Ray actors

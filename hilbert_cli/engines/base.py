@@ -10,19 +10,23 @@ one place the manifest rows are built from what the engine recorded. The local e
 
 from __future__ import annotations
 
+import os
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .. import manifest
-from ..batch import BatchResult, Recording, as_text, clear_error, record_failure
+from ..batch import BatchResult, Recording, add_seconds, as_text, clear_error, record_failure
 from ..console import console
 from ..parquet_io import clean_stale_temps
 from ..stages import Stage
 
 DONE, SKIPPED, FAILED, BLOCKED = "done", "skipped", "failed", "blocked"
+
+#: environment variables that size a process's native thread pools
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
 class WorkerLost(RuntimeError):
@@ -37,6 +41,22 @@ class Outcome:
     audio_s: float = 0.0
     seconds: float = 0.0  # wall seconds spent (0 when skipped)
     error: dict | None = None  # the error row when it failed
+    timings: dict | None = None  # seconds per step, where the stage times its steps (Stage.take_timings)
+
+
+def limit_threads(threads: int) -> None:
+    """This worker process on `threads` CPU threads (its --jobs share, a Ray actor's num_cpus):
+    the OpenMP/MKL/OpenBLAS pools (read when they start), torch, and NumPy's BLAS pool, which
+    started with the imports (pyarrow loads numpy) before the variables were set."""
+    import sys
+
+    for var in THREAD_ENV:
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:  # already started (a stage module imported it): tell it too
+        sys.modules["torch"].set_num_threads(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
 
 
 def attempt(rec: Recording, *, name: str, out_root: Path, process: Callable[[Recording], Any],
@@ -59,6 +79,13 @@ def attempt(rec: Recording, *, name: str, out_root: Path, process: Callable[[Rec
     return Outcome(DONE, float(audio_s or 0.0), time.perf_counter() - t0)
 
 
+def timed(outcome: Outcome, stage: Any) -> Outcome:
+    """`outcome` with the seconds per step `stage` spent on the recording (when it is a Stage
+    that times its steps), so they travel back from a worker process or Ray actor with it."""
+    steps = stage.take_timings() if isinstance(stage, Stage) else None
+    return replace(outcome, timings=steps) if steps else outcome
+
+
 def run_chain(rec: Recording, stages: Sequence[Stage], overwrite: bool) -> list[Outcome]:
     """`rec` through every stage in turn; after a failure the rest are BLOCKED."""
     out: list[Outcome] = []
@@ -66,8 +93,8 @@ def run_chain(rec: Recording, stages: Sequence[Stage], overwrite: bool) -> list[
         if out and out[-1].status in (FAILED, BLOCKED):
             out.append(Outcome(BLOCKED))
             continue
-        out.append(attempt(rec, name=stage.name, out_root=stage.out_root, process=stage,
-                           is_done=None if overwrite else stage.is_done))
+        out.append(timed(attempt(rec, name=stage.name, out_root=stage.out_root, process=stage,
+                                 is_done=None if overwrite else stage.is_done), stage))
     return out
 
 
@@ -92,6 +119,7 @@ def lost_outcomes(rec: Recording, stages: Sequence[tuple[str, Path, Callable[[Re
 def record(results: Sequence[BatchResult], rid: str, outcomes: Sequence[Outcome]) -> None:
     """Add one recording's outcomes to the stages' results (and say so when one failed)."""
     for res, o in zip(results, outcomes):
+        add_seconds(res.timings, o.timings or {})
         if o.status in (DONE, FAILED):
             res.seconds[rid] = o.seconds
         if o.status == DONE:

@@ -16,7 +16,6 @@ that kills its worker alone gets a `WorkerLost` error row and the batch goes on.
 
 from __future__ import annotations
 
-import os
 import pickle
 import time
 from collections import deque
@@ -27,10 +26,7 @@ from ..console import make_progress
 from ..devices import usable_cores
 from ..errors import ConfigError, one_line
 from ..stages import Stage
-from .base import Engine, Outcome, WorkerLost, lost_outcomes, progress_status, record, run_chain
-
-#: environment variables that size a process's native thread pools
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+from .base import Engine, Outcome, WorkerLost, limit_threads, lost_outcomes, progress_status, record, run_chain
 
 #: the error row of a recording whose worker process died under it
 DIED = "worker process died (killed or out of memory)"
@@ -157,16 +153,7 @@ _STAGES: list[Stage] = []
 
 def _init_worker(blob: bytes, threads: int) -> None:
     """Once per worker process: its thread budget, then its stages (no model loaded yet)."""
-    import sys
-
-    for var in THREAD_ENV:  # read by torch, NumPy's BLAS and OpenMP when they start
-        os.environ[var] = str(threads)
-    if "torch" in sys.modules:  # already started (a stage module imported it): tell it too
-        sys.modules["torch"].set_num_threads(threads)
-    # NumPy's BLAS started with this module's imports (pyarrow loads numpy), before the variables
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(threads)
+    limit_threads(threads)
     _STAGES[:] = [s.with_threads(threads) for s in pickle.loads(blob)]
 
 

@@ -52,7 +52,7 @@ from ..errors import ConfigError
 from ..stages import Stage
 from .base import Engine, Outcome, WorkerLost, lost_outcomes, progress_status, record
 from .ray_actor import (DEFAULT_MAX_ATTEMPTS, PerStage, StageActor, StageSpec, _check_picklable, _pool_bounds,
-                        _seconds_column, _status_columns, resolve_gpus, with_overrides)
+                        _seconds_column, _status_columns, _timings_column, resolve_gpus, with_overrides)
 from .ray_cluster import connect, import_ray, log_levels
 
 
@@ -223,9 +223,9 @@ def _outcome(row: dict, i: int) -> Outcome:
     import json
 
     c_status, c_audio, c_error = _status_columns(i)
-    err = row[c_error]
+    err, steps = row[c_error], row[_timings_column(i)]
     return Outcome(row[c_status], float(row[c_audio] or 0.0), float(row[_seconds_column(i)] or 0.0),
-                   None if err is None else json.loads(err))
+                   None if err is None else json.loads(err), None if steps is None else json.loads(steps))
 
 
 def _report_lost(todo: Sequence[Recording], seen: set[str], stages: Sequence[StageSpec], results: list[BatchResult],

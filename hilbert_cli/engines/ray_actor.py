@@ -21,7 +21,8 @@ import pyarrow as pa
 from ..batch import Recording, output_path
 from ..errors import ConfigError, one_line
 from ..parquet_io import atomic_write
-from .base import BLOCKED, FAILED, SKIPPED, Outcome, WorkerLost, attempt
+from ..stages import Stage
+from .base import BLOCKED, FAILED, SKIPPED, Outcome, WorkerLost, attempt, limit_threads, timed
 
 #: a per-actor setting: one value for every stage, or {stage: value} with "*" as the default
 PerStage = Union[float, int, str, tuple, Mapping[str, Any], None]
@@ -187,6 +188,17 @@ def _seconds_column(index: int) -> str:
     return f"s{index}_seconds"
 
 
+def _timings_column(index: int) -> str:
+    """The stage's seconds per step on the recording, as JSON (Outcome.timings; null when untimed)."""
+    return f"s{index}_timings"
+
+
+def actor_threads(num_cpus: float) -> int:
+    """An actor's CPU threads: the whole CPUs it reserves (at least one), so the actors Ray packs
+    onto a node never ask for more threads than its cores (Ray sets OMP_NUM_THREADS likewise)."""
+    return max(1, int(num_cpus))
+
+
 class StageActor:
     """A long-lived Ray actor for one stage: builds the stage worker once, then handles blocks.
 
@@ -206,8 +218,12 @@ class StageActor:
         self.run_id = run_id
         self.process = None
         self.init_error: BaseException | None = None
+        threads = actor_threads(spec.num_cpus)
+        limit_threads(threads)  # before any model loads: torch, BLAS and OpenMP pools
         try:
             self.process = spec.make_process()
+            if isinstance(self.process, Stage):  # its own pools too (ASR workers, CTranslate2 threads)
+                self.process = self.process.with_threads(threads)
         except Exception as exc:  # becomes each recording's error row, as a lazy load would
             self.init_error = exc
 
@@ -219,6 +235,8 @@ class StageActor:
         batch = batch.append_column(c_status, pa.array([o.status for o in outcomes], pa.string()))
         batch = batch.append_column(c_audio, pa.array([o.audio_s for o in outcomes], pa.float64()))
         batch = batch.append_column(_seconds_column(self.index), pa.array([o.seconds for o in outcomes], pa.float64()))
+        steps = [None if not o.timings else json.dumps(o.timings) for o in outcomes]
+        batch = batch.append_column(_timings_column(self.index), pa.array(steps, pa.string()))
         errors = [None if o.error is None else json.dumps(o.error) for o in outcomes]
         return batch.append_column(c_error, pa.array(errors, pa.string()))
 
@@ -245,8 +263,9 @@ class StageActor:
             if self.init_error is not None:
                 raise self.init_error
 
-        out = attempt(rec, name=spec.stage, out_root=spec.out_root, process=lambda r: self.process(r),
-                      is_done=spec.is_done if before == 0 and not self.overwrite else None, before=start)
+        out = timed(attempt(rec, name=spec.stage, out_root=spec.out_root, process=lambda r: self.process(r),
+                            is_done=spec.is_done if before == 0 and not self.overwrite else None, before=start),
+                    self.process)
         if out.status != SKIPPED:
             _clear_attempts(path)
         return out

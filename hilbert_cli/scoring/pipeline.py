@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import __version__, manifest
-from ..batch import BatchResult, Recording, Shard, Skipped, discover, select_shard
+from ..batch import BatchResult, Recording, Shard, Skipped, add_seconds, discover, select_shard
 from ..contracts.scores import ScoresMeta, rows_to_table
 from .paths import beside_table, manifest_dir, part_is_done, part_matches, part_path, shard_output_path  # noqa: F401
 from .worker import (NoSpeech, NonFiniteScores, ScoreOptions, ScorePrepare, ScoreWorker,  # noqa: F401
@@ -141,7 +141,10 @@ def score_recordings(
     worker = ScoreWorker(options)
     _ = worker.config_hash, worker.schema  # fail fast (one line) on a bad model dir before any work
     stages = [ScorePrepare(worker), worker] if eng.pipelined else [worker]
-    result = eng.run(recordings, stages, overwrite=overwrite, show_progress=show_progress)[-1]
+    results = eng.run(recordings, stages, overwrite=overwrite, show_progress=show_progress)
+    result, timings = results[-1], {}
+    for res in results:  # seconds per step, summed over the recordings and the workers that ran them
+        add_seconds(timings, res.timings)
     out_path = shard_output_path(out, shard)
     n_rows = assemble(recordings, worker, out_path, {
         "model_id": worker.bundle.model_id, "config_hash": worker.config_hash, "shard": [shard.index, shard.count],
@@ -157,5 +160,4 @@ def score_recordings(
                                                       shard=shard, extra_meta={"model_id": worker.bundle.model_id})
     manifest.finish(result, manifest_dir(out_path), shard=shard, ignored=skipped,
                     extra_meta={"model_id": worker.bundle.model_id, "scores": out_path.name})
-    return ScoreRun(result, out_path, n_rows, len(recordings), len(skipped), dict(worker.timings),
-                    evidence_path, n_evidence)
+    return ScoreRun(result, out_path, n_rows, len(recordings), len(skipped), timings, evidence_path, n_evidence)

@@ -180,7 +180,8 @@ class ScoreWorker(Stage):
     def __init__(self, options: ScoreOptions):
         self.options = options
         self.out_root = Path(options.work_dir)
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # seconds per step since the engine last took them
+        self.threads = 0  # CPU threads of this worker (with_threads); 0: the defaults
 
     @lazy
     def bundle(self):
@@ -191,7 +192,22 @@ class ScoreWorker(Stage):
         from .stages import StageRunner
 
         prep, emb = _stage_options(self.bundle, self.options)
-        return StageRunner(prep, emb, self.options.work_dir)
+        runner = StageRunner(prep, emb, self.options.work_dir)
+        if self.threads:
+            runner.prepare_stage.with_threads(self.threads)
+        return runner
+
+    def with_threads(self, threads: int) -> "ScoreWorker":
+        """Prepare's ASR on this worker's share of the cores (PrepareStage.with_threads; torch and
+        the native pools are the engine's), so N workers never ask for N x the cores."""
+        self.threads = threads
+        if self.loaded("stages") is not None:
+            self.stages.prepare_stage.with_threads(threads)
+        return self
+
+    def take_timings(self) -> dict[str, float]:
+        taken, self.timings = self.timings, {}
+        return taken
 
     @functools.cached_property
     def classes(self) -> dict[str, list[str]]:
@@ -337,6 +353,15 @@ class ScorePrepare(Stage):
         self.prepare = worker.stages.prepare_stage
         self.out_root = self.prepare.out_root
         self.config_hash = self.prepare.config_hash
+        self.seconds = 0.0  # preparing, since the engine last took the timings
+
+    def with_threads(self, threads: int) -> "ScorePrepare":
+        self.prepare.with_threads(threads)
+        return self
+
+    def take_timings(self) -> dict[str, float]:
+        taken, self.seconds = self.seconds, 0.0
+        return {"prepare": taken} if taken else {}
 
     def outputs(self, rec: Recording) -> dict[str, Path]:
         return self.prepare.outputs(rec)
@@ -346,8 +371,11 @@ class ScorePrepare(Stage):
         return self.worker.is_done(rec) or self.prepare.is_done(rec)
 
     def __call__(self, rec: Recording) -> float:
+        t0 = time.perf_counter()
         try:
             return self.prepare(rec)
         except Exception as exc:  # the score stage reports it; a full disk stops the batch here
             raise_if_disk_full(exc, rec)
             return 0.0
+        finally:
+            self.seconds += time.perf_counter() - t0
