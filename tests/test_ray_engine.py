@@ -510,12 +510,12 @@ def _blas_threads(n: int):
 
 @pytest.fixture(scope="module")
 def prepared_local(interviews, tmp_path_factory):
-    """The local engine's prepare outputs (1 torch thread, like a 1-CPU Ray actor)."""
+    """The local engine's prepare outputs (1 torch thread and 1 ASR worker, like a 1-CPU Ray actor)."""
     import torch
 
     from hilbert_cli.prepare import PrepareOptions, prepare_recordings
 
-    options = PrepareOptions(device="cpu", diarization="vad-cluster", cpu_threads=1)
+    options = PrepareOptions(device="cpu", diarization="vad-cluster", cpu_threads=1, asr_workers=1)
     work = tmp_path_factory.mktemp("prep-local")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
