@@ -250,12 +250,12 @@ class PrepareOptions(BaseModel):
         """Like the constructor, but a bad value is a one-line ConfigError (for the CLI)."""
         from pydantic import ValidationError
 
+        from ..contracts.base import validation_line
+
         try:
             return cls(**{k: v for k, v in kwargs.items() if v is not None})
         except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(x) for x in err.get("loc", ())) or "options"
-            raise ConfigError(f"prepare option {loc}: {err.get('msg')}") from None
+            raise ConfigError(f"prepare option {validation_line(exc, default='options')}") from None
 
     @classmethod
     def from_recorded(cls, raw: dict[str, Any]) -> "PrepareOptions":

@@ -127,19 +127,13 @@ def check_diarizer(options: PrepareOptions) -> None:
 def _check_pyannote_pipeline(model: str | None) -> None:
     """A pyannote pipeline is a local directory with config.yaml (a path or a registry alias), or
     a hub id pyannote may fetch when online (prepare/diarize/pyannote_backend.py loads it)."""
-    from ..errors import ConfigError, ModelUnavailable
-    from ..registry import is_offline, resolve
-    from .diarize.pyannote_backend import DEFAULT_PIPELINE
+    from ..errors import ConfigError
+    from .diarize.pyannote_backend import DEFAULT_PIPELINE, pipeline_source
 
     name = model or DEFAULT_PIPELINE
-    path = Path(name).expanduser()
-    if not path.exists():
-        try:
-            path = resolve(name, kind="diarization").path
-        except ModelUnavailable:
-            if "/" not in name or is_offline():
-                raise
-            return
+    path, prov = pipeline_source(name)
+    if prov["source"] == "hub":
+        return
     if path is None or not (Path(path) / "config.yaml").is_file():
         raise ConfigError(f"pyannote pipeline '{name}': {path} has no config.yaml")
 

@@ -23,20 +23,26 @@ from .base import Diarization, merge_turns, torch_threads, union
 DEFAULT_PIPELINE = "pyannote-community-1"
 
 
-def _load_pipeline(name: str):
+def pipeline_source(name: str) -> tuple[Path | str, dict]:
+    """(where the pipeline is, its provenance): a local directory, a registry alias, or a hub id
+    pyannote may fetch (`source` "hub"; only when online). Nothing is imported or loaded, so
+    prepare's model check (prepare/stage.py) and the loader find a pipeline the same way."""
     from ...registry import is_offline, resolve
 
     p = Path(name).expanduser()
     if p.exists():
-        src, prov = p, {"alias": str(name), "repo": None, "revision": None, "source": "path", "arch": "pyannote"}
-    else:
-        try:
-            r = resolve(name, kind="diarization")
-            src, prov = r.path, r.provenance()
-        except ModelUnavailable:
-            if "/" not in name or is_offline():
-                raise
-            src, prov = name, {"alias": name, "repo": name, "revision": None, "source": "hub", "arch": "pyannote"}
+        return p, {"alias": str(name), "repo": None, "revision": None, "source": "path", "arch": "pyannote"}
+    try:
+        r = resolve(name, kind="diarization")
+        return r.path, r.provenance()
+    except ModelUnavailable:
+        if "/" not in name or is_offline():
+            raise
+        return name, {"alias": name, "repo": name, "revision": None, "source": "hub", "arch": "pyannote"}
+
+
+def _load_pipeline(name: str):
+    src, prov = pipeline_source(name)
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
     try:
         from pyannote.audio import Pipeline
