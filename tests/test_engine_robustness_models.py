@@ -28,6 +28,8 @@ def test_diarizer_check_is_one_line_and_loads_nothing(tmp_path):
         assert needle in str(info.value) and "\n" not in str(info.value)
     (tmp_path / "config.yaml").write_text("pipeline: {name: os.system}\n")  # never read, let alone run
     check_diarizer(PrepareOptions(diarization="pyannote", diarization_model=str(tmp_path)))
+    # the config.yaml file itself, which pyannote's from_pretrained (and --jobs 1) takes too
+    check_diarizer(PrepareOptions(diarization="pyannote", diarization_model=str(tmp_path / "config.yaml")))
     check_diarizer(PrepareOptions(num_speakers=1))
 
 

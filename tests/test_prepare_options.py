@@ -121,3 +121,12 @@ def test_score_never_carries_the_training_machines_thread_budget(tmp_path):
     assert (prep.asr.workers, prep.cpu_threads, prep.asr.batch_size) == \
         (fresh.asr.workers, fresh.cpu_threads, fresh.asr.batch_size)
     assert config_hash(prep) == HASH_01["demo"]  # runtime-only: the hash never saw them
+
+
+def test_clustering_enters_the_hash_only_where_vad_cluster_clusters():
+    """A pyannote or one-speaker work dir made before nap-kmeans became the default must resume,
+    not be redone: the clustering choice changes nothing there, so it stays out of their hash."""
+    for opts in ({"diarization": "pyannote"}, {"num_speakers": 1}, {"diarization": "none"}):
+        assert "clustering" not in PrepareOptions(**opts).hashed()
+        assert config_hash(PrepareOptions(**opts)) == config_hash(PrepareOptions(**opts, clustering="tree"))
+    assert config_hash(PrepareOptions(num_speakers=2)) != config_hash(PrepareOptions(num_speakers=2, clustering="tree"))

@@ -285,8 +285,11 @@ class PrepareOptions(BaseModel):
         out = {k: v for k, v in self.flat().items() if k not in RUNTIME_ONLY}
         if out.get("prompts") is None:
             out.pop("prompts", None)  # outputs made before the field existed keep their hash
-        if out.get("clustering") == "tree":
-            out.pop("clustering")  # likewise: the tree is what vad-cluster did before the choice existed
+        if out.get("clustering") == "tree" or self.diarization.backend != "vad-cluster" \
+                or self.diarization.one_speaker:
+            # likewise: the tree is what vad-cluster did before the choice existed, and a
+            # backend that clusters nothing (pyannote, one speaker) must keep its old hash
+            out.pop("clustering")
         return out
 
 

@@ -134,7 +134,9 @@ def _check_pyannote_pipeline(model: str | None) -> None:
     path, prov = pipeline_source(name)
     if prov["source"] == "hub":
         return
-    if path is None or not (Path(path) / "config.yaml").is_file():
+    # pyannote's Pipeline.from_pretrained takes the directory or its config.yaml itself
+    cfg = None if path is None else (Path(path) if Path(path).is_file() else Path(path) / "config.yaml")
+    if cfg is None or not cfg.is_file():
         raise ConfigError(f"pyannote pipeline '{name}': {path} has no config.yaml")
 
 
