@@ -94,3 +94,58 @@ def test_with_overwrite_a_killed_recording_fails_even_when_done_before(recording
     res = LocalEngine(jobs=2).run_stage(recordings, KillStage(out), overwrite=True, show_progress=False)
     assert [f["recording_id"] for f in res.failed] == ["kill-me.wav"] and "kill-me.wav" not in res.skipped
     assert len(res.done) == len(recordings) - 1 and res.exit_code == ExitCode.PARTIAL
+
+
+class CountingStage(KillStage):
+    """KillStage that logs every attempt (one file each) and, in a worker, holds `slow` recordings
+    for 3 s, so the one in flight beside a killed worker is known."""
+
+    def process(self, rec):
+        import time
+
+        log = self.out_root / "attempts"
+        log.mkdir(parents=True, exist_ok=True)
+        (log / f"{rec.recording_id}.{os.getpid()}.{time.time_ns()}").touch()
+        if "slow" in rec.recording_id and os.getpid() != self.parent:
+            time.sleep(3.0)
+        return super().process(rec)
+
+
+def test_a_recording_rerun_alone_has_nothing_beside_it(tmp_path):
+    """b-slow is in flight when c-kill-me kills its worker; both run again, each alone. The bug
+    this guards: once the `alone` queue was empty, the next new recording (d-slow, still running
+    when the worker dies) was started beside the last one from it, so c-kill-me killed a
+    neighbour again and ran a third time."""
+    root = tmp_path / "audio"
+    for name in ("a-fast", "b-slow", "c-kill-me", "d-slow", "e"):
+        make_tone_wav(root / f"{name}.wav", 1.0)
+    recs, _ = batch.discover(root)
+    out = tmp_path / "out"
+    res = LocalEngine(jobs=2).run_stage(recs, CountingStage(out), show_progress=False)
+    assert [f["recording_id"] for f in res.failed] == ["c-kill-me.wav"]
+    assert res.done == ["a-fast.wav", "b-slow.wav", "d-slow.wav", "e.wav"]
+    attempts = {}
+    for f in (out / "attempts").iterdir():
+        rid = f.name.split(".wav.")[0] + ".wav"
+        attempts[rid] = attempts.get(rid, 0) + 1
+    assert attempts["c-kill-me.wav"] == 2, attempts  # beside b-slow, then alone: never a third time
+    assert attempts["d-slow.wav"] == 1 and attempts["e.wav"] == 1, attempts  # never beside a rerun
+
+
+class UnstartableStage(KillStage):
+    """Pickles in the parent; unpickling it in a worker fails, as a broken initializer does."""
+
+    def __setstate__(self, state):
+        if os.getpid() != state["parent"]:
+            raise RuntimeError("cannot start here")
+        self.__dict__.update(state)
+
+
+def test_workers_that_cannot_start_are_one_line_not_a_row_per_recording(recordings, tmp_path):
+    from hilbert_cli.errors import ConfigError
+
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"--jobs 2: the worker processes could not start") as info:
+        LocalEngine(jobs=2).run_stage(recordings, UnstartableStage(out), show_progress=False)
+    assert "\n" not in str(info.value)
+    assert not (out / "errors").exists() and not (out / "len").exists()

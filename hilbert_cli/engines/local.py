@@ -91,6 +91,7 @@ class LocalEngine(Engine):
         while todo or alone:
             with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
                                      initargs=(blob, threads_per_job(jobs))) as pool:
+                _check_started(pool, jobs)
                 lost = _feed(pool, todo, alone, jobs, overwrite, finish)
             if len(lost) == 1:  # it was alone in flight: it killed its worker
                 rec = lost[0]
@@ -98,6 +99,21 @@ class LocalEngine(Engine):
                 finish(rec, lost_outcomes(rec, chain, WorkerLost(DIED), overwrite))
             else:
                 alone.extend(lost)
+
+
+def _check_started(pool, jobs: int) -> None:
+    """A pool whose workers cannot start (their initializer fails; a script run with jobs > 1 and
+    no `if __name__ == "__main__":` guard, whose top level each spawned worker runs again) is one
+    ConfigError, not a "worker died" row for every recording."""
+    import os
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        pool.submit(os.getpid).result()
+    except BrokenProcessPool:
+        raise ConfigError(f"--jobs {jobs}: the worker processes could not start (their error is above; a Python "
+                          "script that runs hilbert with jobs > 1 needs `if __name__ == '__main__':`); "
+                          "run with --jobs 1") from None
 
 
 def _feed(pool, todo: deque, alone: deque, jobs: int, overwrite: bool,
@@ -109,16 +125,21 @@ def _feed(pool, todo: deque, alone: deque, jobs: int, overwrite: bool,
     from concurrent.futures.process import BrokenProcessPool
 
     running: dict = {}
+    solo: set = set()  # the future of a recording from `alone`: nothing runs beside it
 
     def top_up() -> None:
-        while (alone and not running) or (not alone and todo and len(running) < jobs):
+        while not solo.intersection(running) and \
+                ((alone and not running) or (not alone and todo and len(running) < jobs)):
             queue = alone or todo
             rec = queue.popleft()
             try:
-                running[pool.submit(_work, rec, overwrite)] = rec
+                fut = pool.submit(_work, rec, overwrite)
             except BrokenProcessPool:  # a worker died since the last wait: what is in flight says which
                 queue.appendleft(rec)
                 return
+            running[fut] = rec
+            if queue is alone:
+                solo.add(fut)
 
     top_up()
     while running:
