@@ -166,11 +166,38 @@ def output_path(root: Path, subdir: str, recording_id: str, suffix: str = ".parq
     return Path(root) / subdir / work_name(recording_id, suffix)
 
 
-def same_source(recorded: str | os.PathLike | None, path: str | os.PathLike) -> bool:
-    """Whether an output that records `recorded` as its audio file (`source_path`) was made from
-    `path`. Work files are keyed by recording id, which two input folders can share, so resume
-    checks this too; an output that records no file (hilbert 0.1) is taken as it is."""
-    return not recorded or Path(recorded).resolve() == Path(path).resolve()
+#: bytes read from each end of an audio file for its fingerprint
+FINGERPRINT_BYTES = 1 << 20
+
+
+def source_fingerprint(path: str | os.PathLike) -> str:
+    """`size:sha256` of an audio file's size and its first and last MiB: the same recording found
+    under another path (an input folder moved or rsynced, another container mount point) is
+    known without reading it whole. Recorded as `source_fingerprint` beside `source_path`."""
+    import hashlib
+
+    size = os.path.getsize(path)
+    h = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as f:
+        h.update(f.read(FINGERPRINT_BYTES))
+        if size > FINGERPRINT_BYTES:
+            f.seek(max(FINGERPRINT_BYTES, size - FINGERPRINT_BYTES))
+            h.update(f.read(FINGERPRINT_BYTES))
+    return f"{size}:{h.hexdigest()[:32]}"
+
+
+def same_source(recorded: str | os.PathLike | None, path: str | os.PathLike,
+                fingerprint: str | None = None) -> bool:
+    """Whether an output that records `recorded` as its audio file (`source_path`, and
+    `fingerprint` where it records one) was made from `path`. Work files are keyed by recording
+    id, which two input folders can share, so resume checks this too: the same path, or the same
+    fingerprint (the file moved). An output that records no file (hilbert 0.1) is taken as it is."""
+    if not recorded or Path(recorded).resolve() == Path(path).resolve():
+        return True
+    try:
+        return bool(fingerprint) and source_fingerprint(path) == fingerprint
+    except OSError:
+        return False
 
 
 def is_complete(path: Path, config_hash: str, source: str | os.PathLike | None = None) -> bool:
@@ -182,9 +209,9 @@ def is_complete(path: Path, config_hash: str, source: str | os.PathLike | None =
         meta = OutputMeta.read(path)
     except InputError:
         return False
-    if source is not None and not same_source(meta.source_path, source):
+    if meta.config_hash != config_hash:
         return False
-    return meta.config_hash == config_hash
+    return source is None or same_source(meta.source_path, source, meta.source_fingerprint)
 
 
 def error_path(out_root: Path, stage: str, recording_id: str) -> Path:

@@ -51,6 +51,37 @@ def test_prepare_redoes_another_folders_file_of_the_same_name(tmp_path):
     assert again.done == [] and again.skipped == ["x.wav", "y.wav"]
 
 
+@pytest.mark.skipif(not (have_tool("espeak-ng") and have_tool("sox")), reason="needs espeak-ng and sox")
+def test_a_moved_input_folder_is_resumed_not_prepared_again(tmp_path, tiny_sentence_model):  # noqa: F811
+    """The same files under another path (mv, rsync, another mount point) are known by their
+    fingerprint: prepare skips them and relinks their tables, so embed reads the audio where it is
+    now (the old folder is gone); a changed file under the new path is still prepared anew."""
+    import shutil
+
+    from hilbert_cli.embed.options import EmbedOptions
+    from hilbert_cli.embed.pipeline import embed_work_dir
+    from hilbert_cli.segment.options import SegmentOptions
+
+    old = _folder(tmp_path / "old", {"x": ("good morning", "hello there"), "y": ("one two", "three four five")})
+    work, options = tmp_path / "work", PrepareOptions(device="cpu")
+    assert prepare_recordings(batch.discover(old)[0], options, work, show_progress=False).done == ["x.wav", "y.wav"]
+    fp = read_metadata(words_path(work, "x.wav"))["source_fingerprint"]
+    assert fp == batch.source_fingerprint(old / "x.wav")
+    new = tmp_path / "new"
+    shutil.move(old, new)
+    synth_speech("blue sky. green grass", new / "y.wav")  # y changed on the way
+    (new / "y.srt").write_text(SRT.format(a="blue sky", b="green grass"))
+    moved = prepare_recordings(batch.discover(new)[0], options, work, show_progress=False)
+    assert moved.skipped == ["x.wav"] and moved.done == ["y.wav"]
+    assert read_metadata(words_path(work, "x.wav"))["source_path"] == str((new / "x.wav").resolve())
+    assert _words(work, "x.wav") == "good morning hello there".split()
+    assert _words(work, "y.wav") == "blue sky green grass".split()
+    o = EmbedOptions(audio="spec", text=str(tiny_sentence_model), device="cpu",
+                     segment=SegmentOptions(emotion="off", min_words=2, min_s=0.5))
+    r = embed_work_dir(work, o, show_progress=False)
+    assert r.done == ["x.wav", "y.wav"] and r.failed == []  # the audio read from its new place
+
+
 def test_embed_redoes_words_prepared_again_from_another_file(tmp_path, tiny_sentence_model):  # noqa: F811
     from hilbert_cli.embed.options import EmbedOptions
     from hilbert_cli.embed.pipeline import embed_work_dir, features_dir

@@ -109,6 +109,8 @@ class OutputMeta(TableMeta):
     config_hash: Optional[str] = None
     #: the audio file it was made from, where the output records one (words, score parts)
     source_path: Optional[str] = None
+    #: that file's `batch.source_fingerprint` (size + hash of its ends), where recorded (words)
+    source_fingerprint: Optional[str] = None
 
 
 def validation_line(exc: ValidationError, prefix: str = "", default: str = "") -> str:

@@ -55,6 +55,7 @@ class PrepareMeta(TableMeta):
     table: Optional[str] = None
     recording_id: Optional[str] = None
     source_path: Optional[str] = None
+    source_fingerprint: Optional[str] = None
     duration_s: Optional[float] = None
     input: Optional[dict[str, Any]] = None
     options: dict[str, Any] = {}

@@ -286,6 +286,7 @@ class Preparer(Lazy):
         speakers = sorted({k for _, _, k in turns} | set(w_spk))
         metadata = PrepareMeta.current(
             source_path=str(Path(rec.path).resolve()),
+            source_fingerprint=batch.source_fingerprint(rec.path),
             recording_id=rid,
             duration_s=round(float(duration), 4),
             input={"sample_rate": info.sample_rate, "channels": info.channels, "codec": info.codec,

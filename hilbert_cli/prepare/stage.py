@@ -21,8 +21,25 @@ if TYPE_CHECKING:
 
 def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
     """Resume: the words table (written last) exists with this config hash, made from this very
-    audio file (another input folder's file of the same name is prepared anew)."""
-    return is_complete(words_path(work_dir, rec.recording_id), chash, rec.path)
+    audio file (another input folder's file of the same name is prepared anew). The same file
+    found under another path (its fingerprint: the input folder moved) is done too: its tables
+    are relinked to the path it has now, so embed reads the audio where it is."""
+    if not is_complete(words_path(work_dir, rec.recording_id), chash, rec.path):
+        return False
+    relink(rec, work_dir)
+    return True
+
+
+def relink(rec: Recording, work_dir: Path) -> None:
+    """Point a prepared recording's turns and words tables (words last: the done marker) at
+    `rec.path` when they record another path for the same file; a metadata rewrite, atomic."""
+    from ..parquet_io import read_metadata, read_table, write_table_atomic
+
+    now = str(Path(rec.path).resolve())
+    for path in (turns_path(work_dir, rec.recording_id), words_path(work_dir, rec.recording_id)):
+        meta = read_metadata(path) if path.is_file() else None
+        if meta and meta.get("source_path") and meta["source_path"] != now:
+            write_table_atomic(read_table(path), path, {**meta, "source_path": now})
 
 
 def describe(rec: Recording, work_dir: Path, chash: str) -> dict:
