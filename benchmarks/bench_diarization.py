@@ -13,11 +13,15 @@ an overfitted threshold shows.
     python benchmarks/bench_diarization.py [--n-single 40] [--n-conv 20] [--full]
     python benchmarks/bench_diarization.py --code /tmp/base     # the same documents, other code
     python benchmarks/bench_diarization.py --clustering nap-kmeans [--known-count]
-    python benchmarks/bench_diarization.py --fit-nap hilbert_cli/prepare/diarize/resemblyzer_emotion_nap.npy
+    python benchmarks/bench_diarization.py --full --cache /tmp/diar_cache --loso [--nap-k 12]
+    python benchmarks/bench_diarization.py --fit-nap hilbert_cli/prepare/diarize/resemblyzer_emotion_nap.npy --nap-k 12
 
 --known-count gives the diarizer each document's true speaker count (`--num-speakers N`).
 --fit-nap writes the emotion directions of `clustering = "nap-kmeans"`
-(prepare/diarize/speaker_space.py) from the tuning speakers' utterances only.
+(prepare/diarize/speaker_space.py) from the tuning speakers' utterances only. --cache keeps each
+document's embeddings (a full run then takes seconds, same figures as the diarizer); --loso
+clusters each tuning document with directions fitted leaving its speakers out (no in-sample
+figures for the speakers the settings are chosen on).
 
 --code DIR imports hilbert_cli from DIR (e.g. an untouched checkout) instead of this tree.
 The reference of an utterance is its span minus the zero padding at its end (this EmoDB copy
@@ -74,6 +78,17 @@ class Document:
     speakers: list[str]
     pieces: list[tuple[str, Path]] = field(default_factory=list)  # (speaker, utterance file)
     gaps: list[float] = field(default_factory=list)  # silence before each piece, seconds
+
+    def reference(self, cache: dict) -> list[tuple[float, float, str]]:
+        """(start_s, end_s, speaker) of each utterance's speech, as render() places it."""
+        ref, pos = [], 0
+        for (spk, f), gap in zip(self.pieces, self.gaps):
+            if f not in cache:
+                cache[f] = read_wav(f)
+            pos += int(round(gap * SR))
+            ref.append((pos / SR, (pos + speech_end(cache[f])) / SR, spk))
+            pos += cache[f].size
+        return ref
 
     def render(self, out: Path, cache: dict) -> list[tuple[float, float, str]]:
         """Write the document as a WAV; returns the reference (start_s, end_s, speaker)."""
@@ -178,38 +193,138 @@ def make_diarizer(args, num_speakers: int | None = None):
     return load_diarizer(PrepareOptions(**{k: v for k, v in kw.items() if v is not None}), device="cpu")
 
 
-def fit_nap(emodb: Path, tune: tuple[str, ...], out: Path, k: int = 5) -> None:
+def fit_nap(emodb: Path, tune: tuple[str, ...], out: Path, k: int = 5, cache: Path | None = None) -> None:
     """Emotion directions from the tuning speakers' utterances (one averaged embedding each)."""
     from hilbert_cli.prepare.diarize.speaker_space import fit_projection
-    from hilbert_cli.prepare.options import PrepareOptions
-    from hilbert_cli.prepare.diarize import load_diarizer
-    from hilbert_cli.prepare.diarize.vad import speech_regions
-    from hilbert_cli.prepare.diarize.vad_cluster import embedding_windows
-    from hilbert_cli.audio import iter_spans
 
-    opts = PrepareOptions(cpu_threads=2)
-    d = load_diarizer(opts)
-    by_spk: dict[str, list[np.ndarray]] = {}
-    files = [f for spk, fs in by_speaker(emodb / "wav").items() if spk in tune for f in fs]
-    with tempfile.TemporaryDirectory() as tmp:
-        for i, f in enumerate(files):
-            doc = Document(f.stem, "single", "tune", [f.name[:2]], [(f.name[:2], f)], [0.5])
-            path = Path(tmp) / "u.wav"
-            doc.render(path, {})
-            probs, n = d.vad.file_probabilities(path, 30.0)
-            regions = speech_regions(probs, n, **opts.vad.regions_kwargs())
-            o = opts.diarization
-            windows = embedding_windows(regions, o.embed_window_s, o.embed_step_s)
-            if not windows:
-                continue
-            clips = [c for _, c in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=30.0)]
-            by_spk.setdefault(f.name[:2], []).append(d.encoder.embed(clips).mean(0))
-            print(f"\r{i + 1}/{len(files)} utterances", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    u = fit_projection({s: np.stack(v) for s, v in by_spk.items()}, k)
+    by_spk = utterance_embeddings(emodb, tune, cache)
+    u = fit_projection(by_spk, k)
     np.save(out, u)
     print(f"wrote {out}: {u.shape[0]} x {u.shape[1]} emotion directions from speakers {sorted(by_spk)} "
           f"({sum(len(v) for v in by_spk.values())} utterances)")
+
+
+def doc_key(d: Document) -> str:
+    """The document's content (utterance files and gaps), whatever its name or the run's sizes."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps([[f.name for _, f in d.pieces], [round(g, 6) for g in d.gaps]]).encode()).hexdigest()[:20]
+
+
+def embed_document(diarizer, path: Path) -> dict:
+    """vad-cluster's diarize() up to the clustering: VAD regions, embedding windows, one embedding each."""
+    from hilbert_cli.audio import SAMPLE_RATE, iter_spans
+    from hilbert_cli.prepare.diarize.vad import speech_regions
+    from hilbert_cli.prepare.diarize.vad_cluster import embedding_windows
+
+    o = diarizer.options
+    probs, n = diarizer.vad.file_probabilities(path, diarizer.chunk_s)
+    regions = speech_regions(probs, n, **diarizer.vad_options.regions_kwargs())
+    windows = embedding_windows(regions, o.embed_window_s, o.embed_step_s) if regions else []
+    embs = np.zeros((len(windows), 256), np.float32)
+    idx, clips = [], []
+    for i, clip in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=diarizer.chunk_s):
+        idx.append(i)
+        clips.append(clip)
+        if len(clips) >= 64:  # the batches diarize() makes
+            embs[idx] = diarizer.encoder.embed(clips)
+            idx, clips = [], []
+    if clips:
+        embs[idx] = diarizer.encoder.embed(clips)
+    return {"regions": np.asarray(regions, np.float64).reshape(-1, 2), "windows": np.asarray(windows, np.float64).reshape(-1, 3),
+            "embs": embs, "duration_s": n / SAMPLE_RATE}
+
+
+def cluster_cached(options, c: dict, num_speakers: int | None, projection: np.ndarray | None = None) -> list:
+    """vad-cluster's diarize() from the clustering on (the same functions), on cached embeddings."""
+    from hilbert_cli.prepare.diarize.base import relabel_by_first_appearance
+    from hilbert_cli.prepare.diarize.vad_cluster import cluster, turns_from_windows
+
+    o = options.diarization
+    regions = [(float(s), float(e)) for s, e in c["regions"]]
+    windows = [(float(s), float(e), int(r)) for s, e, r in c["windows"]]
+    if not regions or not windows:
+        return [(s, e, "SPEAKER_00") for s, e in regions]
+    kw = {"num_speakers": num_speakers, "min_speakers": o.min_speakers, "max_speakers": o.max_speakers,
+          "min_share": o.min_speaker_share}
+    if o.clustering == "nap-kmeans":
+        from hilbert_cli.prepare.diarize.speaker_space import nap_kmeans
+
+        extra = {} if projection is None else {"projection": projection}
+        ids = nap_kmeans(c["embs"], windows, **kw, **extra)
+    else:
+        ids = cluster(c["embs"], threshold=o.cluster_threshold, spread_ratio=o.spread_ratio, **kw)
+    return turns_from_windows(regions, windows, relabel_by_first_appearance(ids))
+
+
+def utterance_embeddings(emodb: Path, speakers: tuple[str, ...], cache: Path | None = None) -> dict[str, np.ndarray]:
+    """One averaged window embedding per utterance of these speakers (what --fit-nap fits on)."""
+    from hilbert_cli.prepare.diarize import load_diarizer
+    from hilbert_cli.prepare.options import PrepareOptions
+
+    out, d = {}, None
+    for spk, files in by_speaker(emodb / "wav").items():
+        if spk not in speakers:
+            continue
+        f_cache = cache / f"utterances_{spk}.npy" if cache else None
+        if f_cache and f_cache.exists():
+            out[spk] = np.load(f_cache)
+            continue
+        d = d or load_diarizer(PrepareOptions(cpu_threads=2))
+        vecs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for f in files:
+                path = Path(tmp) / "u.wav"
+                Document(f.stem, "single", "tune", [spk], [(spk, f)], [0.5]).render(path, {})
+                e = embed_document(d, path)["embs"]
+                if len(e):
+                    vecs.append(e.mean(0))
+        out[spk] = np.stack(vecs)
+        print(f"speaker {spk}: {len(vecs)} utterances embedded", file=sys.stderr, flush=True)
+        if f_cache:
+            np.save(f_cache, out[spk])
+    return out
+
+
+def run_cached(docs: list[Document], options, cache: Path, tmp: Path, known: bool, loso: tuple | None) -> list[dict]:
+    """As run(), with each document's embeddings computed once into `cache` and clustered here.
+    loso = (utterance embeddings of the tuning speakers, k): a tuning document is clustered with
+    the emotion directions fitted leaving its own speakers out, so its figures are not in-sample."""
+    from hilbert_cli.prepare.diarize import load_diarizer
+    from hilbert_cli.prepare.diarize.speaker_space import fit_projection
+
+    cache.mkdir(parents=True, exist_ok=True)
+    diarizer, files, rows, projections = None, {}, [], {}
+    t0 = time.perf_counter()
+    for i, d in enumerate(docs):
+        f = cache / f"{doc_key(d)}.npz"
+        ref = None
+        if not f.exists():
+            diarizer = diarizer or load_diarizer(options, device="cpu")
+            path = tmp / f"{d.name}.wav"
+            ref = d.render(path, files)
+            np.savez(f, **embed_document(diarizer, path))
+            path.unlink()
+        c = dict(np.load(f))
+        if ref is None:
+            ref = d.reference(files)
+        projection = None
+        if loso and d.group == "tune":
+            left = tuple(sorted(set(loso[0]) - set(d.speakers)))
+            if left not in projections:
+                u = fit_projection({s: loso[0][s] for s in left}, loso[1])
+                projections[left] = np.eye(u.shape[0]) - u.astype(np.float64) @ u.T.astype(np.float64)
+            projection = projections[left]
+        t = time.perf_counter()
+        turns = cluster_cached(options, c, len(d.speakers) if known else None, projection)
+        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers),
+               "found": len({k for _, _, k in turns}), "audio_s": float(c["duration_s"]), "s": time.perf_counter() - t}
+        if d.kind != "single":
+            row.update(der(ref, turns, float(c["duration_s"])))
+        rows.append(row)
+        print(f"\r{i + 1}/{len(docs)} documents, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return rows
 
 
 def run(docs: list[Document], diarizer, tmp: Path, known_count=None) -> list[dict]:
@@ -273,6 +388,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clustering", default=None, help="vad-cluster clustering (tree | nap-kmeans); default: the code's own")
     ap.add_argument("--known-count", action="store_true", help="give the diarizer each document's true speaker count")
     ap.add_argument("--fit-nap", type=Path, default=None, help="write the emotion directions (tuning speakers) here and stop")
+    ap.add_argument("--cache", type=Path, default=None, help="compute each document's VAD regions and window embeddings "
+                    "once into this folder and cluster them here (the diarizer's own functions); reruns take seconds")
+    ap.add_argument("--loso", action="store_true", help="with --cache: cluster each tuning document with the emotion "
+                    "directions fitted leaving its speakers out (nap-kmeans; honest figures for the tuning speakers)")
+    ap.add_argument("--nap-k", type=int, default=None, help="with --loso: emotion directions fitted (default: as many as shipped)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write every document's figures here")
@@ -289,9 +409,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"code: {Path(hilbert_cli.__file__).parent.parent}", file=sys.stderr)
     tune = tuple(args.tune_speakers.split(","))
     if args.fit_nap:
-        fit_nap(emodb, tune, args.fit_nap)
+        fit_nap(emodb, tune, args.fit_nap, args.nap_k or 5, args.cache)
         return 0
     docs = build(emodb, args.n_single, args.n_conv, tune, args.seed)
+    if args.cache:
+        from hilbert_cli.prepare.diarize.speaker_space import NAP_FILE
+        from hilbert_cli.prepare.options import PrepareOptions
+
+        kw = {"diarization": args.diarization, "cpu_threads": args.threads, "clustering": args.clustering}
+        options = PrepareOptions(**{k: v for k, v in kw.items() if v is not None})
+        loso = None
+        if args.loso:
+            k = args.nap_k or int(np.load(NAP_FILE).shape[1])
+            loso = (utterance_embeddings(emodb, tune, args.cache), k)
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = run_cached(docs, options, args.cache, Path(tmp), args.known_count, loso)
+        print(f"diarization {args.diarization}, clustering {options.diarization.clustering}"
+              f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {args.seed}, "
+              f"cached embeddings{f', tuning documents with directions fitted leaving their speakers out (k={loso[1]})' if loso else ''}")
+        for line in summary(rows)[:-1]:
+            print(line)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        return 0
     diarizer = make_diarizer(args)
     known = None
     if args.known_count:

@@ -90,8 +90,10 @@ def nap_kmeans(
     split_distance: tuple[float, float] = SPLIT_DISTANCE,
     min_share: float = 0.1,
     seed: int = 0,
+    projection: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Speaker index per window (see the module docstring)."""
+    """Speaker index per window (see the module docstring). `projection`: another I - U U^T than
+    the shipped one (the benchmark's directions fitted leaving a document's speakers out)."""
     gid = window_groups(windows)
     n_groups = int(gid.max()) + 1 if gid.size else 0
     if n_groups == 0:
@@ -99,7 +101,7 @@ def nap_kmeans(
     x = np.asarray(embs, dtype=np.float64)
     pts = np.stack([x[gid == g].mean(0) for g in range(n_groups)])
     pts /= np.maximum(np.linalg.norm(pts, axis=1, keepdims=True), 1e-12)
-    pts = pts @ emotion_projection()
+    pts = pts @ (emotion_projection() if projection is None else projection)
     pts /= np.maximum(np.linalg.norm(pts, axis=1, keepdims=True), 1e-12)
     labels = np.zeros(n_groups, dtype=int)
     if num_speakers:
