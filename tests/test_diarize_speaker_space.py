@@ -107,6 +107,16 @@ def test_the_tree_keeps_the_old_hash_nap_kmeans_has_its_own():
     assert PrepareOptions().hashed()["clustering"] == "nap-kmeans"  # the default
     assert config_hash(PrepareOptions(clustering="nap-kmeans")) == config_hash(PrepareOptions())
     assert config_hash(PrepareOptions(clustering="tree")) != config_hash(PrepareOptions())
+    # the shipped directions and cuts are part of nap-kmeans's output: their version is hashed
+    import hilbert_cli.prepare.options as space
+
+    before = config_hash(PrepareOptions())
+    try:
+        space.NAP_VERSION += 1
+        assert config_hash(PrepareOptions()) != before
+        assert config_hash(PrepareOptions(clustering="tree")) == config_hash(PrepareOptions(clustering="tree"))
+    finally:
+        space.NAP_VERSION -= 1
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,12 @@ class VadOptions(_Group):
                 "min_silence_s": self.min_silence_s, "speech_pad_s": self.speech_pad_s}
 
 
+#: version of nap-kmeans's shipped emotion directions and cuts (prepare/diarize/speaker_space.py),
+#: part of the config hash: raise it with any change there, so cached outputs are redone.
+#: 1: 5 directions, cut 0.16; 2: 12 directions, cut 0.125, a second speaker holds >= 15 %
+NAP_VERSION = 2
+
+
 class DiarizationOptions(_Group):
     """Who spoke when (prepare/diarize/): the backend and its settings."""
 
@@ -290,6 +296,8 @@ class PrepareOptions(BaseModel):
             # likewise: the tree is what vad-cluster did before the choice existed, and a
             # backend that clusters nothing (pyannote, one speaker) must keep its old hash
             out.pop("clustering")
+        elif out.get("clustering") == "nap-kmeans":
+            out["nap_version"] = NAP_VERSION  # its shipped directions and cuts decide the output too
         return out
 
 

@@ -42,6 +42,8 @@ SPLIT_DISTANCE = (0.125, 0.20)
 #: with the count free, a second speaker must hold at least this share of the windows (or
 #: min_share if larger): one EmoDB tuning voice (08) split off a mood holding 10-15 %
 TWO_SPEAKER_SHARE = 0.15
+#: (prepare/options.py's NAP_VERSION, part of the config hash, is raised with any change to the
+#: shipped directions or the constants above, so cached outputs are redone)
 #: the count is never searched above this when no max_speakers is given
 MAX_FREE_SPEAKERS = 8
 
