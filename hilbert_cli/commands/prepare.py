@@ -24,7 +24,7 @@ def prepare(
     out: Path = typer.Option(..., "--out", "-o", help="Work directory: writes OUT/prepare/words/, OUT/prepare/turns/, OUT/errors/prepare/ and the manifest OUT/manifest/prepare/."),
     diarization: str = typer.Option("vad-cluster", "--diarization", help="vad-cluster (offline: silero VAD + Resemblyzer + clustering), pyannote, or none (one speaker)."),
     diarization_model: Optional[str] = typer.Option(None, "--diarization-model", help="pyannote pipeline: registry alias, hub id (HF_TOKEN) or local directory (default pyannote-community-1)."),
-    num_speakers: Optional[int] = typer.Option(None, "--num-speakers", help="Exact number of speakers, when known (give it for interviews: with the count free, vad-cluster keeps a second speaker only if they hold >= 15 %% of the speech)."),
+    num_speakers: Optional[int] = typer.Option(None, "--num-speakers", help="Exact number of speakers, when known (give it for interviews: with the count free, vad-cluster keeps a second speaker only if they hold >= 15 % of the speech)."),
     min_speakers: Optional[int] = typer.Option(None, "--min-speakers"),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers"),
     clustering: Optional[str] = typer.Option(None, "--clustering", help="vad-cluster: nap-kmeans (default: emotion directions projected out of the speaker embeddings, k-means; fewer invented speakers on real emotional speech, no voices merged on long recordings; README 'Accuracy on real speech') or tree (average-linkage cut; what vad-cluster did before the choice existed)."),
