@@ -32,11 +32,17 @@ def is_done(rec: Recording, work_dir: Path, chash: str) -> bool:
 
 def relink(rec: Recording, work_dir: Path) -> None:
     """Point a prepared recording's turns and words tables (words last: the done marker) at
-    `rec.path` when they record another path for the same file; a metadata rewrite, atomic."""
+    `rec.path` when they record another path for the same file; a metadata rewrite, atomic.
+    The words table decides: when it already names `rec.path` (every resume but a moved
+    folder's) nothing else is read."""
     from ..parquet_io import read_metadata, read_table, write_table_atomic
 
     now = str(Path(rec.path).resolve())
-    for path in (turns_path(work_dir, rec.recording_id), words_path(work_dir, rec.recording_id)):
+    words = words_path(work_dir, rec.recording_id)
+    recorded = read_metadata(words).get("source_path")
+    if not recorded or recorded == now:
+        return
+    for path in (turns_path(work_dir, rec.recording_id), words):
         meta = read_metadata(path) if path.is_file() else None
         if meta and meta.get("source_path") and meta["source_path"] != now:
             write_table_atomic(read_table(path), path, {**meta, "source_path": now})
