@@ -20,9 +20,10 @@ figures reported on the held-out ones):
   k speakers are kept only while the closest two of the k-means centroids lie farther apart
   than SPLIT_DISTANCE (cosine) and every one of the k holds at least `min_share` of the
   windows (the vad-cluster option `min_speaker_share`, 0.1; TWO_SPEAKER_SHARE for a second
-  speaker), so one emotional voice stays one speaker. The share rule is what keeps a short conversation of two people at two: on EmoDB
-  man/woman turn-taking (12-15 window groups) k-means at k = 3 passed the distance test in 4 of
-  6 pairs by splitting off one or two groups holding 4-8 % of the windows.
+  speaker), so one emotional voice stays one speaker. The share rule is what keeps a short
+  conversation of two people at two: on EmoDB man/woman turn-taking (12-15 window groups)
+  k-means at k = 3 passed the distance test in 4 of 6 pairs by splitting off one or two groups
+  holding 4-8 % of the windows.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ SPLIT_DISTANCE = (0.125, 0.20)
 #: with the count free, a second speaker must hold at least this share of the windows (or
 #: min_share if larger): one EmoDB tuning voice (08) split off a mood holding 10-15 %
 TWO_SPEAKER_SHARE = 0.15
-#: (prepare/options.py's NAP_VERSION, part of the config hash, is raised with any change to the
-#: shipped directions or the constants above, so cached outputs are redone)
+# prepare/options.py's NAP_VERSION (part of the config hash) is raised with any change to the
+# shipped directions or the constants above, so cached outputs are redone
+
 #: the count is never searched above this when no max_speakers is given
 MAX_FREE_SPEAKERS = 8
 
