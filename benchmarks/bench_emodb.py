@@ -10,10 +10,10 @@ the EmoDB README), so prepare runs no ASR and, with one speaker, no diarization.
 Pipeline (the real one, through its Python API; outputs cached under --out, so a rerun only
 trains): prepare_recordings (--num-speakers 1, --transcripts), embed_work_dir per audio encoder
 with text allMiniLM6, then on one set of speaker-grouped folds (one speaker per test fold): the
-configurations of CONFIGS (run_cv; all fixed before the run), the linear and length-only
-baselines (run_baseline_cv), an equal-weight average of each hilbert configuration with linear,
-and two text-only controls: the linear baseline with the audio features zeroed (the text stream
-the model gets) and one on the documents' own sentences, one vector per utterance (no
+configurations of CONFIGS (run_cv; all fixed before the run), the baselines (run_baseline_cv:
+linear, segment-linear, length-only), an equal-weight average of each hilbert configuration with
+linear, and text-only controls: linear and segment-linear with the audio features zeroed (the
+text stream the model gets) and linear on the documents' own sentences, one vector per utterance (no
 segmentation). A joined encoder a+b is the concatenation of its parts' cached vectors (what
 ConcatAudioEncoder writes), so no part is encoded twice.
 
@@ -235,7 +235,7 @@ def sentence_control(ds, tr_dir: Path, splits):
 
 def evaluate(ds, splits, configs: list[str], threads: int, seed: int = 0) -> list[tuple[str, object]]:
     from hilbert_cli.nn.config import ModelConfig
-    from hilbert_cli.training.baselines import run_baseline_cv
+    from hilbert_cli.training.baselines import BASELINES, run_baseline_cv
     from hilbert_cli.training.config import LossConfig, TrainConfig
     from hilbert_cli.training.cv import run_cv
 
@@ -249,13 +249,14 @@ def evaluate(ds, splits, configs: list[str], threads: int, seed: int = 0) -> lis
         r = rows[-1][1]
         print(f"  {name}: {r.auc_mean:.3f} ± {r.auc_std:.3f} fold-mean, {r.auc:.3f} pooled OOF AUC, {r.seconds:.0f} s",
               file=sys.stderr, flush=True)
-    for kind in ("linear", "length-only"):
+    for kind in BASELINES:
         rows.append((kind, run_baseline_cv(ds, TASK, splits, kind)))
     got = dict(rows)
     for name in configs:
         if name.startswith("hilbert"):
             rows.append((f"{name} + linear (mean of probabilities)", averaged(name, got[name], got["linear"])))
-    rows.append(("text only (linear, audio zeroed)", run_baseline_cv(text_only(ds), TASK, splits, "linear")))
+    for kind in ("linear", "segment-linear"):  # the text stream the models get must carry no label
+        rows.append((f"text only ({kind}, audio zeroed)", run_baseline_cv(text_only(ds), TASK, splits, kind)))
     return rows
 
 

@@ -33,6 +33,7 @@ def _dataset(signal: str, n: int = 90, seed: int = 0, with_doc: bool = False):
 @pytest.mark.parametrize("signal, kind, lo, hi", [
     ("content", "linear", 0.9, 1.0), ("content", "length-only", 0.0, 0.7),
     ("length", "length-only", 0.9, 1.0),
+    ("content", "segment-linear", 0.9, 1.0), ("length", "segment-linear", 0.0, 0.75),  # it sees no counts
 ])
 def test_each_baseline_sees_only_its_features(signal, kind, lo, hi):
     ds, splits = _dataset(signal)
@@ -41,9 +42,10 @@ def test_each_baseline_sees_only_its_features(signal, kind, lo, hi):
     assert len(r.fold_aucs) == 5 and r.variant == kind
 
 
-def test_out_of_fold_predictions_follow_the_given_folds():
+@pytest.mark.parametrize("kind", ["linear", "segment-linear"])
+def test_out_of_fold_predictions_follow_the_given_folds(kind):
     ds, splits = _dataset("content")
-    r = run_baseline_cv(ds, "y", splits, "linear")
+    r = run_baseline_cv(ds, "y", splits, kind)
     for k, (_, te) in enumerate(splits):
         assert set(r.indices[r.fold_of == k]) == set(te)
     assert sorted(r.indices) == list(range(ds.n))

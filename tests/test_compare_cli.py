@@ -99,13 +99,14 @@ def test_compare_cli_writes_report_with_clap_row_and_paired_tests(tmp_path, feat
     task = data["tasks"]["aud"]
     assert task["n"] == 44 and task["dropped"] == 1  # the recording the CLAP features lack is left out everywhere
     rows = {r["name"]: r for r in task["variants"]}
-    # the variants, then the linear and length-only baselines on the same folds
-    assert list(rows) == ["transfer", "transfer (again)", "CLAP-LAION", "hilbert", "linear", "length-only"]
+    # the variants, then the baselines on the same folds
+    assert list(rows) == ["transfer", "transfer (again)", "CLAP-LAION", "hilbert", "linear", "segment-linear",
+                          "length-only"]
     assert rows["CLAP-LAION"]["audio"] == "clapLaion" and rows["CLAP-LAION"]["d_audio"] == 4
     assert rows["transfer"]["auc"] == rows["transfer (again)"]["auc"]
-    assert data["distinct_runs"] == 5  # the identical copy is not trained twice
+    assert data["distinct_runs"] == 6  # the identical copy is not trained twice
     tests = {(t["a"], t["b"]): t for t in task["tests"]}
-    assert len(tests) == 15
+    assert len(tests) == 21  # every pair of the 7 rows
     self_test = tests[("transfer", "transfer (again)")]
     assert self_test["p"] == 1.0 and self_test["diff"] == 0.0 and self_test["significant"] is False
     assert all(t["p_adj"] >= t["p"] for t in task["tests"])
@@ -118,7 +119,7 @@ def test_compare_cli_writes_report_with_clap_row_and_paired_tests(tmp_path, feat
     by_run: dict = {}
     for run, rid in zip(oof["run"], oof["recording_id"]):
         by_run.setdefault(run, []).append(rid)
-    assert len(by_run) == 5 and all(v == next(iter(by_run.values())) for v in by_run.values())
+    assert len(by_run) == 6 and all(v == next(iter(by_run.values())) for v in by_run.values())  # the distinct runs
     # an existing report is not overwritten by accident
     res2 = CliRunner().invoke(app, ["compare", str(recipe), "--only", "variants", "--out", str(out)])
     assert res2.exit_code != 0 and "already holds" in str(res2.exception)

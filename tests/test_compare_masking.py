@@ -36,6 +36,6 @@ def test_full_model_beats_both_maskings_on_interaction_task(tmp_path):
 
     oof = pq.read_table(run.run_dir / "oof.parquet").to_pylist()
     model = [r for r in oof if r["label"] == "hilbert"]  # the baselines' rows have no masked predictions
-    assert len(model) == 200 and {r["label"] for r in oof} == {"hilbert", "linear", "length-only"}
+    assert len(model) == 200 and {r["label"] for r in oof} == {"hilbert", "linear", "segment-linear", "length-only"}
     assert all(r["probs_audio_only"] is not None for r in model)
     assert np.isfinite(np.asarray([r["probs"] for r in oof], float)).all()

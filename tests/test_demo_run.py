@@ -30,7 +30,7 @@ def test_train_demo_on_demo_features_then_score_metrics(score_setup, tmp_path):
     rows = train_demo(feats, score_setup.corpus.labels, run_dir, folds=2, device="cpu", show_progress=False,
                       max_epochs=3)
     variants = {r["variant"]: r for r in rows}
-    assert set(variants) == {"hilbert", "transfer", "linear", "length-only"}  # the variants and the baselines
+    assert set(variants) == {"hilbert", "transfer", "linear", "segment-linear", "length-only"}  # the variants and the baselines
     for r in rows:
         assert r["n_folds"] == 2 and r["n"] == 6 and (math.isnan(r["auc_pooled"]) or 0 <= r["auc_pooled"] <= 1)
     assert (run_dir / "models" / "affect" / "config.json").is_file() and (run_dir / "report.md").is_file()

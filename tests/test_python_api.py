@@ -66,7 +66,7 @@ def test_readme_python_api_example_runs(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     lines = res.stdout.strip().splitlines()
     variants = [ln.split()[1] for ln in lines if re.fullmatch(r"audio_affect \S+ AUC \d\.\d\d", ln)]
-    assert variants == ["hilbert", "linear", "length-only"], res.stdout
+    assert variants == ["hilbert", "linear", "segment-linear", "length-only"], res.stdout
     pred = re.fullmatch(r"audio_affect (\d) (\{.*\})", lines[-1])
     assert pred, res.stdout
     label, probs = pred.group(1), ast.literal_eval(pred.group(2))

@@ -71,7 +71,7 @@ def test_train_returns_a_typed_result_with_baselines_on_the_same_folds(trained):
     run, recipe, *_ = trained
     assert isinstance(run, hilbert_cli.TrainResult) and run.report.is_file()
     assert {(r.task, r.variant) for r in run.results} == {(t, v) for t in ("a", "t")
-                                                          for v in ("transfer", "linear", "length-only")}
+                                                          for v in ("transfer", "linear", "segment-linear", "length-only")}
     for t in ("a", "t"):  # the model and both baselines tested every recording in the same fold
         folds = [r for r in run.results if r.task == t]
         for r in folds[1:]:
@@ -93,9 +93,10 @@ def test_compare_returns_a_typed_result_whose_folds_are_train_folds(trained, tmp
         assert np.array_equal(res.experiment.positions("recipe", frame.rec_ids), tr.indices)
         assert np.array_equal(frame.fold_of, tr.fold_of)
         rows = {r["name"]: r for r in res.results["tasks"][t]["variants"]}
-        assert set(rows) == {"transfer", "linear", "length-only"}
+        assert set(rows) == {"transfer", "linear", "segment-linear", "length-only"}
         assert rows["transfer"]["auc_fold_mean"] == pytest.approx(tr.auc_mean, abs=1e-12)
-        assert rows["linear"]["auc"] == pytest.approx(cv[(t, "linear")].auc, abs=1e-12)
+        for b in ("linear", "segment-linear"):  # the same baselines, the same figures
+            assert rows[b]["auc"] == pytest.approx(cv[(t, b)].auc, abs=1e-12)
 
 
 def test_load_model_predicts_every_recording_like_the_bundle(trained):

@@ -43,12 +43,12 @@ def test_train_synthetic_recipe_writes_every_output(run_dir):
         assert (run_dir / f).is_file(), f
     m = pq.read_table(run_dir / "metrics.parquet").to_pydict()
     assert {"task", "variant", "fold", "auc", "n_train", "n_test"} <= set(m)
-    # the two variants, and the linear and length-only baselines on the same folds
-    assert set(m["variant"]) == {"hilbert", "transfer", "linear", "length-only"}
+    # the two variants, and the three baselines on the same folds
+    assert set(m["variant"]) == {"hilbert", "transfer", "linear", "segment-linear", "length-only"}
     assert set(m["task"]) == {"audio_affect", "random"}
-    assert len(m["fold"]) == 2 * 4 * 3
+    assert len(m["fold"]) == 2 * 5 * 3
     p = pq.read_table(run_dir / "predictions.parquet").to_pylist()
-    assert len(p) == 40 * 2 * 4
+    assert len(p) == 40 * 2 * 5
     assert all(abs(sum(r["probs"]) - 1) < 1e-4 for r in p)
     per = {(r["task"], r["variant"]): set() for r in p}
     for r in p:

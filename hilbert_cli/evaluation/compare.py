@@ -2,7 +2,7 @@
 
 The runs are the one experiment runner's (experiment.py): each task's folds made once over
 the recordings every features dataset covers, identical configurations run once (the sweep's
-base point is the ablation's full combination), the `linear` and `length-only` baselines
+base point is the ablation's full combination), the `linear`, `segment-linear` and `length-only` baselines
 beside the variants. This module plans the runs and turns them into the report's tables
 (compare_report.py writes them).
 """

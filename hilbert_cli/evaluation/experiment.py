@@ -5,7 +5,7 @@ cross-validates runs over them (RunSpec -> RunResult), caching identical configu
 Every run of a task - whatever its variant, losses, baseline or features (e.g. a CLAP
 baseline on its own features) - uses the same folds, made over the recordings that every
 dataset of the experiment covers, so out-of-fold predictions are paired recording by
-recording (what the paired tests need), and the `linear` / `length-only` baselines
+recording (what the paired tests need), and the `linear` / `segment-linear` / `length-only` baselines
 (training/baselines.py) sit on exactly the model's folds.
 """
 
@@ -63,7 +63,7 @@ class RunSpec:
     features: str
     model_config: ModelConfig
     loss_config: LossConfig
-    #: a training.baselines kind (linear, length-only): run that instead of the model
+    #: a training.baselines kind (training.baselines.BASELINES): run that instead of the model
     baseline: Optional[str] = None
 
     @property

@@ -1,7 +1,7 @@
 """`hilbert train RECIPE`: cross-validate every (task, variant), then fit the final model per task.
 
 The cross-validation is the one experiment runner's (experiment.py: folds made once per task,
-the `linear` and `length-only` baselines on the same folds); the final models and their
+the `linear`, `segment-linear` and `length-only` baselines on the same folds); the final models and their
 calibration are train's own. Writes under <output_dir>/<name>/: metrics.parquet,
 predictions.parquet, summary.json, report.md, roc_<task>.png, folds_<task>.png, recipe.toml
 (the validated recipe as run) and models/<task>/{model.safetensors, config.json}.

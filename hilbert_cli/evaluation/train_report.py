@@ -188,9 +188,11 @@ def train_sections(*, recipe, results: Sequence[CVResult], dataset, final_models
         n = len(any_r.indices) if any_r else 0
         nc = len(any_r.class_names) if any_r else 0
         lines.append(f"| {t} | {nc} | {n} | " + " | ".join(cells) + " |")
-    lines += ["", "AUC × 100, as in the paper's Table 2. `linear` and `length-only` are logistic-regression "
-              "baselines on the same folds (hilbert_cli/training/baselines.py): `linear` on each recording's "
-              "mean and std of its segment features, `length-only` on its document statistics alone (speaking "
+    lines += ["", "AUC × 100, as in the paper's Table 2. `linear`, `segment-linear` and `length-only` are "
+              "logistic-regression baselines on the same folds (hilbert_cli/training/baselines.py): `linear` on "
+              "each recording's mean and std of its segment features, `segment-linear` on single segments, each "
+              "labelled with its recording's label, a recording's probabilities the mean of its segments' (C by "
+              "an inner CV of each training fold), `length-only` on its document statistics alone (speaking "
               "time, rate, pauses, turns; log segment count where the features carry none).", ""]
     out.append(Section("AUC by task and variant (mean ± std over folds; pooled out-of-fold AUC in brackets)", lines))
     lines = ["| task | " + "counts |", "| --- | --- |"]
