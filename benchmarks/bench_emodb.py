@@ -194,6 +194,21 @@ CONFIGS: dict[str, tuple] = {
                                 {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 30, "swa_epochs": 10}),
     "hilbert-wide-swa-default": ("hilbert", {"wide": True}, {"weight_decay": 1e-2, "val_fraction": 0.0,
                                                               "max_epochs": 30, "swa_epochs": 10, "crop_min": 0.5}),
+    # the segment vote (ModelConfig.segment_vote): every contextualised segment votes and is
+    # trained on its document's label, as segment-linear's segments are
+    "hilbert-vote": ("hilbert", {"segment_vote": True}, {}),
+    "transfer-vote": ("transfer", {"segment_vote": True}, {}),
+    "hilbert-vote-small": ("hilbert", {**_FULL, "segment_vote": True}, {"weight_decay": 1e-2}),
+    "hilbert-vote-swa": ("hilbert", {**_FULL, "segment_vote": True},
+                         {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 30, "swa_epochs": 10}),
+    "hilbert-vote-wd": ("hilbert", {"segment_vote": True}, {"weight_decay": 0.1}),
+    "hilbert-vote-swa-crop": ("hilbert", {**_FULL, "segment_vote": True},
+                              {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 30, "swa_epochs": 10,
+                               "crop_min": 0.5}),
+    "hilbert-vote-swa-default": ("hilbert", {"segment_vote": True},
+                                 {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 30, "swa_epochs": 10}),
+    "hilbert-vote-swa-60": ("hilbert", {**_FULL, "segment_vote": True},
+                            {"weight_decay": 1e-2, "val_fraction": 0.0, "max_epochs": 60, "swa_epochs": 20}),
     # the 3 inner-fold models of each training fold (each stopped early on its own part) averaged
     "hilbert-ens": ("hilbert", _FULL, {"weight_decay": 1e-2, "epoch_choice": "inner_ensemble", "crop_min": 0.5}),
     "hilbert-wide-ens": ("hilbert", {**_FULL, "wide": True},

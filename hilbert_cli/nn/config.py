@@ -59,6 +59,12 @@ class ModelConfig(_Strict):
     #: contains the `linear` baseline and learns what attention adds (small data; its L2 is
     #: LossConfig.wide_c)
     wide: bool = False
+    #: segment vote (nn/vote.py): a linear head on every contextualised segment of the joint
+    #: sequence (the per-segment projections for the transfer variants); the log of its mean class
+    #: probabilities is added to the logits, and each segment is also trained on its recording's
+    #: label (LossConfig.segment_vote). Long-recording labels that are a vote of their parts
+    #: (README "Accuracy on real speech")
+    segment_vote: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> "ModelConfig":

@@ -12,6 +12,8 @@ change any output: attention ignores padded keys and pooling ignores padded posi
     classifier on concat(h_a, h_t, h_j[, doc]): MoE (8 experts 32-32, head 32-16-C) or MLP;
     doc = the recording's standardised document statistics when config.doc_stats (d_doc > 0)
     wide (config.wide): logits += Linear(standardised mean + std of the input segments) (nn/wide.py)
+    segment vote (config.segment_vote): logits += log mean_s softmax(Linear(segment s of the joint
+    sequence)) (nn/vote.py); seg_logits / seg_mask go to the per-segment loss
 
 Variants ``transfer`` / ``transfer_moe`` replace the attention encoders by masked mean
 pooling of the frozen features followed by a per-modality projection; h_j is a projection
@@ -28,6 +30,7 @@ from torch import nn
 from .config import ModelConfig
 from .dropout import Dropout
 from .moe import MLPClassifier, MoEClassifier
+from .vote import SegmentVote
 from .wide import WidePath
 
 __all__ = ["HilbertModel", "create_model", "masked_mean"]
@@ -160,6 +163,7 @@ class HilbertModel(nn.Module):
             self.classifier = MoEClassifier(3 * d + self.d_doc, n_classes, n_experts=c.n_experts, expert_hidden=c.expert_hidden,
                                             head_hidden=c.head_hidden, top_k=c.top_k, dropout=c.dropout)
         self.wide = WidePath(d_audio, d_text, n_classes) if c.wide else None
+        self.vote = SegmentVote(d, n_classes) if c.segment_vote else None
         if self.wide is not None:  # wide and deep: training starts from the linear model
             last = self.classifier.net[-1] if c.variant == "transfer" else self.classifier.head[-1]
             nn.init.zeros_(last.weight)
@@ -179,7 +183,8 @@ class HilbertModel(nn.Module):
         Returns a dict: logits [B, C], h_a h_t h_j [B, d], z_a z_t z_j [B, latent], gate [B, E]
         (MoE gate weights; ones [B, 1] for the MLP head), aux_loss (load balancing, scalar),
         attn_a attn_t attn_j (pooling weights; None for the transfer variants); with config.wide
-        also wide_penalty (0.5 ||W||^2 of the wide path, scalar).
+        also wide_penalty (0.5 ||W||^2 of the wide path, scalar); with config.segment_vote also
+        seg_logits [B, L_s, C] and seg_mask [B, L_s] (the voting segments).
         """
         a_mask = _fix_mask(mask)
         t_mask = _fix_mask(text_mask if text_mask is not None else mask)
@@ -197,6 +202,8 @@ class HilbertModel(nn.Module):
             h_t = self.proj_t(masked_mean(text, t_mask))
             h_j = self.proj_j(torch.cat([h_a, h_t], dim=-1))
             out.update(attn_a=None, attn_t=None, attn_j=None)
+            if self.vote is not None:  # the per-segment projections (audio and text are paired)
+                xj, j_mask = self.proj_j(torch.cat([self.proj_a(audio), self.proj_t(text)], dim=-1)), a_mask
         else:
             xa = self.enc_a(audio, a_mask)
             xt = self.enc_t(text, t_mask)
@@ -221,6 +228,10 @@ class HilbertModel(nn.Module):
         if self.wide is not None:
             logits = logits + self.wide(audio, text, a_mask, t_mask).to(logits.dtype)
             out["wide_penalty"] = self.wide.penalty()
+        if self.vote is not None:
+            voted, seg = self.vote(xj, j_mask)
+            logits = logits + voted.to(logits.dtype)
+            out.update(seg_logits=seg, seg_mask=j_mask)
         out.update(logits=logits, h_a=h_a, h_t=h_t, h_j=h_j, z_a=z[0], z_t=z[1], z_j=z[2], gate=gate, aux_loss=aux)
         return out
 

@@ -55,6 +55,9 @@ class LossConfig(_Strict):
     #: loss adds ||W||^2 / (2 C n_train), which with the class-weighted CE is logistic regression's
     #: objective per recording
     wide_c: float = Field(1.0, gt=0.0)
+    #: weight of the per-segment cross-entropy of the segment vote (ModelConfig.segment_vote):
+    #: every valid segment labelled with its recording's label, class-weighted, averaged
+    segment_vote: float = Field(1.0, ge=0.0)
 
 
 class TrainConfig(_Strict):

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from ..nn import losses as L
 from .config import LossConfig
 
-__all__ = ["compute_loss", "class_weights", "wide_penalty_coef"]
+__all__ = ["compute_loss", "class_weights", "segment_ce", "wide_penalty_coef"]
 
 
 def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
@@ -28,6 +28,19 @@ def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
 def wide_penalty_coef(n_train: int, loss_config: LossConfig) -> float:
     """1 / (C n_train): with a per-recording mean CE, logistic regression's L2 term for strength C."""
     return 1.0 / (loss_config.wide_c * max(1, int(n_train)))
+
+
+def segment_ce(seg_logits: torch.Tensor, seg_mask: torch.Tensor, y: torch.Tensor,
+               weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean class-weighted cross-entropy of every valid segment [B, L, C] against its recording's
+    label y [B] (vmap-safe: masked sums, no boolean indexing)."""
+    logp = torch.log_softmax(seg_logits.float(), dim=-1)
+    yy = y.unsqueeze(1).expand(-1, logp.shape[1])
+    nll = -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1)  # [B, L]
+    w = seg_mask.to(nll.dtype)
+    if weights is not None:  # one-hot product, not weights[yy]: the same under vmap
+        w = w * (F.one_hot(yy, logp.shape[-1]).to(nll.dtype) * weights.to(nll.dtype)).sum(-1)
+    return (nll * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossConfig,
@@ -63,6 +76,10 @@ def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossC
     if aux is not None and aux.requires_grad and lc.load_balance > 0:
         total = total + lc.load_balance * aux
         parts["load_balance"] = aux.detach()
+    if "seg_logits" in out and lc.segment_vote > 0:  # each voting segment carries its recording's label
+        seg = segment_ce(out["seg_logits"], out["seg_mask"], y, weights)
+        total = total + lc.segment_vote * seg
+        parts["segment_vote"] = seg.detach()
     if "wide_penalty" in out and wide_coef is not None:
         wide = wide_coef * out["wide_penalty"]
         total = total + wide

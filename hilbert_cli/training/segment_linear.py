@@ -65,6 +65,26 @@ def _fit_recordings(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray, 
     return _fit(x, y_all[tr][owner], c)
 
 
+def _fit_path(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray):
+    """The models of every C in GRID on recordings tr, one after the other: the segments are read
+    and standardised once, and each fit starts from the previous C's solution (warm start, the
+    regularisation path), a few times faster than fitting each C from zero."""
+    import copy
+
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, owner = segment_rows(dataset, tr, MAX_FIT_SEGMENTS)
+    y = y_all[tr][owner]
+    scaler = StandardScaler().fit(x)
+    xs = scaler.transform(x)
+    lr = LogisticRegression(C=GRID[0], class_weight="balanced", max_iter=2000, warm_start=True)
+    for c in GRID:
+        lr.set_params(C=c).fit(xs, y)
+        yield make_pipeline(scaler, copy.deepcopy(lr))
+
+
 def _predict(model, dataset: FeatureDataset, te: np.ndarray, n_classes: int) -> np.ndarray:
     """[len(te), n_classes]: each recording's mean of its segments' probabilities."""
     x, owner = segment_rows(dataset, te)
@@ -95,11 +115,11 @@ def choose_c(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray, n_class
     splits = [(a, b) for a, b in _inner_splits(y_all[tr], groups) if len(np.unique(y_all[tr][a])) >= 2]
     if not splits:
         return DEFAULT_C, {}
-    scores = {}
-    for c in GRID:
-        aucs = [macro_auc(y_all[tr][b], _predict(_fit_recordings(dataset, y_all, tr[a], c), dataset, tr[b], n_classes))
-                for a, b in splits]
-        scores[c] = float(np.nanmean(aucs)) if not np.all(np.isnan(aucs)) else float("nan")
+    per_c: dict[float, list[float]] = {c: [] for c in GRID}
+    for a, b in splits:
+        for c, model in zip(GRID, _fit_path(dataset, y_all, tr[a])):
+            per_c[c].append(macro_auc(y_all[tr][b], _predict(model, dataset, tr[b], n_classes)))
+    scores = {c: float(np.nanmean(v)) if not np.all(np.isnan(v)) else float("nan") for c, v in per_c.items()}
     finite = [c for c in GRID if np.isfinite(scores[c])]
     return (max(finite, key=lambda c: scores[c]) if finite else DEFAULT_C), scores
 
