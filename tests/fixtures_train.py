@@ -59,3 +59,20 @@ def synthetic_files(tmp_path: Path, n: int = 40, **kw) -> tuple[Path, Path]:
     kw.setdefault("n_groups", 10)
     ds = make_synthetic(n, d_audio=8, d_text=6, min_segments=3, max_segments=7, **kw)
     return write_synthetic(ds, tmp_path)
+
+
+def assert_saved_model_scores_as_trained(fitted, data, n: int, root: Path, run_name: str) -> None:
+    """Save fitted (task "y") under root/models/y, load the directory as `hilbert score` does and
+    check that its first n recordings get the probabilities the fitted model gave them."""
+    import numpy as np
+
+    from hilbert_cli.training.checkpoint import load_model_dir, save_task_model
+
+    idx = np.arange(n)
+    expected = fitted.predict_proba(data, idx)
+    save_task_model(fitted, root / "models" / "y", task="y", run_name=run_name, d_audio=data.d_audio,
+                    d_text=data.d_text, features_metadata={})
+    bundle = load_model_dir(root)
+    for row, i in enumerate(idx):
+        (pred,) = bundle.predict(data.audio[i][data.mask[i]].numpy(), data.text[i][data.mask[i]].numpy())
+        np.testing.assert_allclose(pred.probs, expected[row], atol=1e-5)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fixtures_train import tiny_model, tiny_train, torch_threads
+from fixtures_train import assert_saved_model_scores_as_trained, tiny_model, tiny_train, torch_threads
 from hilbert_cli.nn import create_model
 from hilbert_cli.nn.vote import vote_logits
 from hilbert_cli.training.objective import segment_ce
@@ -81,7 +81,6 @@ def _votes(n=60, seed=0):
 
 
 def test_training_uses_the_segment_loss_and_a_saved_model_scores_as_trained(tmp_path):
-    from hilbert_cli.training.checkpoint import load_model_dir, save_task_model
     from hilbert_cli.training.config import LossConfig
     from hilbert_cli.training.trainer import fit_model
 
@@ -92,11 +91,4 @@ def test_training_uses_the_segment_loss_and_a_saved_model_scores_as_trained(tmp_
         off = fit_model(data, "y", np.arange(data.n), tiny_model("hilbert", segment_vote=True),
                         tiny_train(val_fraction=0.0), LossConfig(segment_vote=0.0), n_epochs=4, seed=0)
     assert f.history[-1]["train_segment_vote"] > 0 and "train_segment_vote" not in off.history[-1]
-    idx = np.arange(5)
-    expected = f.predict_proba(data, idx)
-    save_task_model(f, tmp_path / "models" / "y", task="y", run_name="vote", d_audio=data.d_audio,
-                    d_text=data.d_text, features_metadata={})
-    bundle = load_model_dir(tmp_path)
-    for row, i in enumerate(idx):
-        (pred,) = bundle.predict(data.audio[i][data.mask[i]].numpy(), data.text[i][data.mask[i]].numpy())
-        np.testing.assert_allclose(pred.probs, expected[row], atol=1e-5)
+    assert_saved_model_scores_as_trained(f, data, 5, tmp_path, "vote")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_train import tiny_model, tiny_train, torch_threads
+from fixtures_train import assert_saved_model_scores_as_trained, tiny_model, tiny_train, torch_threads
 
 
 @pytest.fixture(scope="module")
@@ -158,18 +158,8 @@ def test_crops_change_training_and_cv_runs_with_every_option(data):
 
 def test_a_saved_wide_model_scores_as_it_was_trained(data, tmp_path):
     """The wide path's standardisation is part of the weights: a loaded model predicts the same."""
-    from hilbert_cli.training.checkpoint import load_model_dir, save_task_model
-
     f = _fit(data, tiny_model("hilbert", wide=True), tiny_train(val_fraction=0.0), n_epochs=3)
-    idx = np.arange(6)
-    expected = f.predict_proba(data, idx)
-    save_task_model(f, tmp_path / "models" / "y", task="y", run_name="wide", d_audio=data.d_audio,
-                    d_text=data.d_text, features_metadata={})
-    bundle = load_model_dir(tmp_path)
-    for row, i in enumerate(idx):
-        a, t = data.audio[i][data.mask[i]].numpy(), data.text[i][data.mask[i]].numpy()
-        (pred,) = bundle.predict(a, t)
-        np.testing.assert_allclose(pred.probs, expected[row], atol=1e-5)
+    assert_saved_model_scores_as_trained(f, data, 6, tmp_path, "wide")
 
 
 def test_inner_ensemble_predicts_with_the_mean_of_the_inner_models(data):
