@@ -146,13 +146,13 @@ def test_explain_top_must_be_positive(tmp_path):
 # ----------------------------------------------------------------------------- tiny trained models
 
 
-def _bundle(tmp_path: Path, ds, variant: str, *, n_epochs: int, train_idx=None, max_segments=None):
+def _bundle(tmp_path: Path, ds, variant: str, *, n_epochs: int, train_idx=None, max_segments=None, **model_kw):
     from hilbert_cli.training import fit_model
     from hilbert_cli.training.checkpoint import load_model_dir, save_task_model
 
     task = next(iter(ds.labels))
     idx = np.arange(ds.n) if train_idx is None else train_idx
-    fitted = fit_model(ds, task, idx, tiny_model(variant), tiny_train(), n_epochs=n_epochs, device="cpu")
+    fitted = fit_model(ds, task, idx, tiny_model(variant, **model_kw), tiny_train(), n_epochs=n_epochs, device="cpu")
     save_task_model(fitted, tmp_path / "run" / "models" / task, task=task, run_name="tiny", d_audio=ds.d_audio,
                     d_text=ds.d_text, features_metadata={}, max_segments=max_segments)
     return load_model_dir(tmp_path / "run")
@@ -208,17 +208,38 @@ def test_transfer_variants_give_one_note_row(tmp_path, variant):
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_masking_top_segments_moves_the_score_more_than_random_ones(tmp_path):
+@pytest.mark.parametrize("variant", ["hilbert", "transfer"])
+def test_a_segment_vote_model_names_the_segments_that_voted(tmp_path, variant):
+    """view vote: each kept segment's share of the predicted class's vote (the joint sequence's two
+    positions of a segment folded into one), summing to 1, named by true segment_index."""
+    from hilbert_cli.scoring.evidence import evidence_rows
+    from hilbert_cli.training.data import subsample_positions
+    from hilbert_cli.training.synthetic import make_synthetic
+
+    ds = make_synthetic(12, tasks={"y": "audio"}, d_audio=6, d_text=6, min_segments=10, max_segments=10, seed=2)
+    (p,) = _bundle(tmp_path, ds, variant, n_epochs=1, max_segments=4, segment_vote=True).predict(*_recording(ds, 0))
+    keep = subsample_positions(10, 4)
+    assert len(p.attention["vote"]) == (2 if variant == "hilbert" else 1) * len(keep)
+    v = [r for r in evidence_rows("r.wav", [p], _segments_table(10), {"y": variant}) if r["view"] == "vote"]
+    assert sorted(r["segment_index"] for r in v) == list(keep) and all(r["weight"] > 0 for r in v)
+    assert sum(r["weight"] for r in v) == pytest.approx(1.0, abs=1e-5)
+    assert [r["rank"] for r in sorted(v, key=lambda r: -r["weight"])] == [1, 2, 3, 4]
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("view, model_kw", [("joint", {}), ("vote", {"segment_vote": True})])
+def test_masking_top_segments_moves_the_score_more_than_random_ones(tmp_path, view, model_kw):
     """The masking check: the signal sits in about 2 of 10-12 segments per recording; on held-out
-    recordings, dropping the k = 3 segments with the highest joint attention moves p(class 1) more
-    than dropping 3 random ones (averaged over 3 draws), averaged over recordings."""
+    recordings, dropping the k = 3 segments with the highest joint attention (or vote share, for a
+    segment-vote model) moves p(class 1) more than dropping 3 random ones (averaged over 3 draws),
+    averaged over recordings."""
     from hilbert_cli.scoring.evidence import ranked, segment_weights
     from hilbert_cli.training.synthetic import make_synthetic
 
     ds = make_synthetic(100, tasks={"y": "audio"}, n_classes=2, d_audio=8, d_text=8, min_segments=10, max_segments=12,
                         carrier_fraction=0.2, strength=2.0, seed=0)
     n_train, k = 70, 3
-    bundle = _bundle(tmp_path, ds, "hilbert", n_epochs=15, train_idx=np.arange(n_train))
+    bundle = _bundle(tmp_path, ds, "hilbert", n_epochs=15, train_idx=np.arange(n_train), **model_kw)
     rng = np.random.default_rng(0)
 
     def p1(a, t, drop=()):
@@ -230,7 +251,7 @@ def test_masking_top_segments_moves_the_score_more_than_random_ones(tmp_path):
         a, t = _recording(ds, i)
         (p,) = bundle.predict(a, t)
         correct.append(int(np.argmax(p.probs)) == ds.labels["y"][i])
-        idx, w = segment_weights(p)["joint"]
+        idx, w = segment_weights(p)[view]
         full = float(p.probs[1])
         moved_top.append(abs(full - p1(a, t, idx[ranked(w)[:k]])))
         moved_random.append(np.mean([abs(full - p1(a, t, rng.choice(len(a), k, replace=False))) for _ in range(3)]))

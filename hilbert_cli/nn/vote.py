@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["SegmentVote", "vote_logits"]
+__all__ = ["SegmentVote", "vote_logits", "vote_shares"]
 
 
 def vote_logits(seg_logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -39,3 +39,10 @@ class SegmentVote(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         seg = self.head(x)
         return vote_logits(seg, mask), seg
+
+
+def vote_shares(seg_logits: torch.Tensor, mask: torch.Tensor, cls: int):
+    """numpy [L]: each valid position's share of class `cls`'s vote, p_s(cls) / sum_s p_s(cls)
+    (0 at padding; sums to 1): which segments carried the recording's predicted class."""
+    p = torch.softmax(seg_logits.float(), dim=-1)[..., cls] * mask.to(torch.float32)
+    return (p / p.sum().clamp_min(1e-12)).cpu().numpy()

@@ -1,8 +1,9 @@
 """The evidence table of `hilbert score --explain` (docs/CONTRACTS.md, "Evidence table").
 
 For each scored recording and task: the segments the model's attention pooling weighted most,
-per view (audio, text, joint), with their times, speaker and text, so a reader can jump to the
-moments behind a score. The weights are the pooling softmax over the positions the model saw
+per view (audio, text, joint), and for a model with a segment vote the segments that gave the
+predicted class most of its vote (view vote), with their times, speaker and text, so a reader
+can jump to the moments behind a score. The weights are the pooling softmax over the positions the model saw
 (TaskPrediction.attention); a position is mapped back to its segment_index through
 TaskPrediction.positions, so a recording subsampled to max_segments names its true segments.
 The joint pool runs over 2L positions (L audio-query positions, then L text-query positions,
@@ -37,19 +38,19 @@ if TYPE_CHECKING:
 #: bump when the rows of an evidence part change (old parts are then recomputed)
 EVIDENCE_VERSION = 1
 DEFAULT_TOP = 5
-VIEWS = (("audio", "attn_a"), ("text", "attn_t"), ("joint", "attn_j"))
+VIEWS = (("audio", "attn_a"), ("text", "attn_t"), ("joint", "attn_j"), ("vote", "vote"))
 
 EVIDENCE_SCHEMA = pa.schema([
     ("recording_id", pa.string()),
     ("task", pa.string()),
-    ("view", pa.string()),          # audio | text | joint (null on a note row)
+    ("view", pa.string()),          # audio | text | joint | vote (null on a note row)
     ("rank", pa.int32()),           # 1 = the highest weight of the view
     ("segment_index", pa.int32()),  # the segments table's row
     ("start_s", pa.float64()),
     ("end_s", pa.float64()),
     ("speaker", pa.string()),
     ("text", pa.string()),
-    ("weight", pa.float64()),       # pooling weight; a view's weights over all segments sum to 1
+    ("weight", pa.float64()),       # pooling weight or vote share; a view's weights over all segments sum to 1
     ("note", pa.string()),          # why a task has no weights (transfer variants); null otherwise
 ])
 
@@ -72,7 +73,7 @@ def segment_weights(pred) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         if w is None or len(pos) == 0:
             continue
         w = np.asarray(w, np.float64).ravel()
-        if view == "joint":
+        if view == "joint" or (view == "vote" and len(w) == 2 * len(pos)):  # a vote over the joint sequence
             if len(w) != 2 * len(pos):
                 raise ValueError(f"task {pred.task}: {len(w)} joint weights for {len(pos)} positions")
             w = w[:len(pos)] + w[len(pos):]

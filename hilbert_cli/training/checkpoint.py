@@ -106,7 +106,8 @@ class TaskPrediction:
     raw_probs: Optional[np.ndarray] = None
     #: the attention-pooling weights over the positions the model saw: attn_a, attn_t [L] and
     #: attn_j [2L] (audio-query positions, then text-query positions); empty for the transfer
-    #: variants (mean pooling: no attention)
+    #: variants (mean pooling: no attention); with a segment vote (ModelConfig.segment_vote) also
+    #: vote: each voting position's share of the predicted class's vote (sums to 1; vote_shares)
     attention: dict[str, np.ndarray] = field(default_factory=dict)
     #: segment_index of each position the model saw (all, or max_segments evenly subsampled;
     #: empty when the recording had no segment and was scored from one all-mean segment)
@@ -332,6 +333,7 @@ class TrainedBundle:
         import torch
 
         from ..embed.doc_stats import feature_vector
+        from ..nn.vote import vote_shares
 
         from .data import subsample_positions
 
@@ -373,6 +375,8 @@ class TrainedBundle:
             emb = {k: res[k][0].float().cpu().numpy() for k in ("z_a", "z_t", "z_j", "h_a", "h_t", "h_j")}
             attn = {} if len(a) == 0 else {k: res[k][0].float().cpu().numpy() for k in ("attn_a", "attn_t", "attn_j")
                                            if res.get(k) is not None}
+            if len(a) and res.get("seg_logits") is not None:  # segment vote: each voter's share of the chosen class
+                attn["vote"] = vote_shares(res["seg_logits"][0], res["seg_mask"][0], int(np.argmax(probs)))
             out.append(TaskPrediction(task=task, class_names=list(tm.class_names), probs=probs,
                                       label=tm.class_names[int(np.argmax(probs))], embeddings=emb, raw_probs=raw,
                                       attention=attn, positions=np.asarray(keep if len(a) else [], np.int64)))
