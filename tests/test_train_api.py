@@ -131,3 +131,19 @@ def test_load_model_predicts_every_recording_like_the_bundle(trained):
     assert macro_auc(y, np.array([list(p.probabilities.values()) for p in rows])) > 0.8
     with pytest.raises(InputError, match="no model for task"):
         model.predict(features, tasks=["nope"])
+
+
+def test_the_recipe_chooses_the_baselines_but_never_drops_linear(tmp_path):
+    import hilbert_cli
+    from hilbert_cli.errors import ConfigError
+    from hilbert_cli.recipes import load_recipe
+
+    features, labels = synthetic_files(tmp_path, n=30, strength=3.0)
+    text = RECIPE.format(out=tmp_path / "runs", features=features, labels=labels)
+    path = tmp_path / "only_linear.toml"
+    path.write_text(text.replace("[train]\n", '[train]\nbaselines = ["linear"]\nfinal_model = false\n'))
+    run = hilbert_cli.train(load_recipe(path), progress=False)
+    assert {r.variant for r in run.results} == {"transfer", "linear"}
+    path.write_text(text.replace("[train]\n", '[train]\nbaselines = ["segment-linear"]\n'))
+    with pytest.raises((ConfigError, ValueError), match="linear"):
+        load_recipe(path)

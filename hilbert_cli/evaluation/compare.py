@@ -138,7 +138,7 @@ def compare(recipe, section: Optional[CompareSection] = None, *, out_dir: Option
     from ..training.baselines import BASELINES
 
     # the simplest honest baselines sit beside the variants, on the same folds and features
-    baselines = [b for b in BASELINES if b not in {s.name for s in specs}]
+    baselines = [b for b in BASELINES if b in recipe.train.baselines and b not in {s.name for s in specs}]
     row_names = [s.name for s in specs] + baselines
     plan: list[tuple[str, str, Any, RunSpec]] = []  # (part, task, tag, spec)
     for t in task_names:

@@ -182,7 +182,7 @@ def train(recipe, *, out_dir: Optional[Path] = None, overwrite: bool = False,
             for v in variants:
                 results.append(exp.run(RunSpec(t, v, PRIMARY, recipe.model_config_for(v), recipe.loss)).cv)
                 _log_cv(results[-1])
-            for kind in BASELINES:  # the simplest honest baselines, on the same folds
+            for kind in (b for b in BASELINES if b in recipe.train.baselines):  # the honest baselines, same folds
                 results.append(exp.run(RunSpec(t, kind, PRIMARY, recipe.model, recipe.loss, baseline=kind)).cv)
                 _log_cv(results[-1])
         if do_final:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
@@ -120,3 +120,15 @@ class TrainConfig(_Strict):
     #: per-fold test diagnostics in the report (CKA, InfoNCE MI, gate weights, audio-only /
     #: text-only masking AUCs; hilbert_cli.evaluation.diagnostics)
     diagnostics: bool = True
+    #: the baselines cross-validated beside the variants on the same folds (training/baselines.py).
+    #: `linear` cannot be left out: no table shows HILBERT without the simplest baseline.
+    #: `segment-linear` picks its C by an inner CV: ~10 s a fold at 500 recordings on 2 CPU cores
+    #: (benchmarks/bench_baselines.py), which a many-task run may leave out
+    baselines: list[Literal["linear", "segment-linear", "length-only"]] = ["linear", "segment-linear", "length-only"]
+
+    @field_validator("baselines")
+    @classmethod
+    def _linear_always(cls, v: list[str]) -> list[str]:
+        if "linear" not in v:
+            raise ValueError("must include 'linear': every report shows the simplest baseline beside the model")
+        return list(dict.fromkeys(v))

@@ -9,10 +9,12 @@ on real speech") beat both `linear` and the attention model by a wide margin. HI
 it too.
 
 Nothing is tuned on a test fold: the inverse L2 strength C is chosen from the fixed GRID by an
-inner cross-validation of each training fold, grouped like the outer folds (speaker or family)
-where groups are known, scored by the recording-level macro AUC. At most MAX_FIT_SEGMENTS evenly
+inner cross-validation of each training fold (of at most INNER_MAX_RECORDINGS of its
+recordings), grouped like the outer folds (speaker or family) where groups are known, scored by
+the recording-level macro AUC. At most MAX_FIT_SEGMENTS evenly
 spaced segments of a recording are fitted on (bounded cost on long recordings); every segment
-votes at prediction.
+votes at prediction. Cost: ~8-10 s per outer fold from 100 to 1000 recordings on 2 CPU cores
+(benchmarks/bench_baselines.py); `[train] baselines` may leave it out of a many-task run.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ DEFAULT_C = 0.003
 #: segments of one recording that are fitted on (evenly spaced), at most
 MAX_FIT_SEGMENTS = 32
 INNER_FOLDS = 3
+#: training recordings the inner CV that picks C runs on, at most (a fixed random subset, so the
+#: choice costs the same at 200 or 5000 recordings; the final fit uses them all)
+INNER_MAX_RECORDINGS = 200
 
 
 def segment_rows(dataset: FeatureDataset, idx: np.ndarray, cap: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -111,6 +116,8 @@ def _inner_splits(y: np.ndarray, groups: Optional[np.ndarray]) -> list[tuple[np.
 
 def choose_c(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray, n_classes: int) -> tuple[float, dict]:
     """(C, {C: inner macro AUC}) chosen on training recordings tr alone."""
+    if len(tr) > INNER_MAX_RECORDINGS:
+        tr = np.sort(np.random.default_rng(0).choice(tr, INNER_MAX_RECORDINGS, replace=False))
     groups = dataset.groups[tr] if dataset.groups is not None else None
     splits = [(a, b) for a, b in _inner_splits(y_all[tr], groups) if len(np.unique(y_all[tr][a])) >= 2]
     if not splits:
