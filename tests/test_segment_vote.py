@@ -26,15 +26,18 @@ def test_vote_is_the_log_mean_of_the_valid_segments_probabilities():
     assert torch.allclose(got.exp().sum(-1), torch.ones(3))  # probabilities already
 
 
-def test_segment_loss_is_the_weighted_cross_entropy_of_each_valid_segment():
+def test_segment_loss_is_each_recordings_mean_then_the_class_weighted_mean():
     g = torch.Generator().manual_seed(1)
-    seg = torch.randn(2, 4, 3, generator=g)
-    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
-    y = torch.tensor([2, 0])
+    seg = torch.randn(3, 4, 3, generator=g)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.bool)
+    y = torch.tensor([2, 0, 0])
     w = torch.tensor([1.0, 0.5, 3.0])
-    flat, labels = seg[mask], y[:, None].expand(-1, 4)[mask]
-    torch.testing.assert_close(segment_ce(seg, mask, y, w), F.cross_entropy(flat, labels, weight=w))
-    torch.testing.assert_close(segment_ce(seg, mask, y), F.cross_entropy(flat, labels))
+    per_rec = torch.stack([F.cross_entropy(seg[b, mask[b]], y[b].repeat(int(mask[b].sum()))) for b in range(3)])
+    torch.testing.assert_close(segment_ce(seg, mask, y, w), (w[y] * per_rec).sum() / w[y].sum())
+    torch.testing.assert_close(segment_ce(seg, mask, y), per_rec.mean())
+    # a recording counts once, however many segments it has
+    long = torch.cat([seg[1:2]] * 5, dim=1)
+    torch.testing.assert_close(segment_ce(long, torch.ones(1, 20, dtype=torch.bool), y[1:2]), per_rec[1])
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -57,8 +60,23 @@ def test_padding_never_changes_the_vote(variant):
         ref, padded = m(*batch(7, 0.0)), m(*batch(11, 50.0))
         plain = create_model(tiny_model(variant), 8, 6, 3).eval()
     assert torch.allclose(ref["logits"], padded["logits"], atol=1e-5)
-    assert ref["seg_logits"].shape[-1] == 3 and ref["seg_mask"].sum() in (sum(lengths), 2 * sum(lengths))
+    per_segment = 1 if variant.startswith("transfer") else 2  # the joint sequence: two positions a segment
+    assert ref["seg_logits"].shape[-1] == 3 and int(ref["seg_mask"].sum()) == per_segment * sum(lengths)
     assert "seg_logits" not in plain(*batch(7, 0.0))  # off: no such path
+
+
+@pytest.mark.parametrize("variant", ["transfer", "hilbert"])
+def test_the_vote_is_added_to_the_logits(variant):
+    torch.manual_seed(0)
+    m = create_model(tiny_model(variant, segment_vote=True), 8, 6, 3).eval()
+    last = m.classifier.net[-1] if variant == "transfer" else m.classifier.head[-1]
+    with torch.no_grad():  # the classifier's output zeroed: the logits are the vote alone
+        last.weight.zero_()
+        last.bias.zero_()
+        a, t = torch.randn(2, 5, 8), torch.randn(2, 5, 6)
+        mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+        out = m(a, t, mask)
+    torch.testing.assert_close(out["logits"], vote_logits(out["seg_logits"], out["seg_mask"]))
 
 
 def _votes(n=60, seed=0):

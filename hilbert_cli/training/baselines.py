@@ -26,6 +26,7 @@ import numpy as np
 
 from . import segment_linear
 from .cv import CVResult
+from .logistic import standardized_logistic
 from .data import FeatureDataset
 from .metrics import macro_auc
 
@@ -62,11 +63,7 @@ def baseline_features(dataset: FeatureDataset, kind: str) -> tuple[np.ndarray, s
 
 
 def _model():
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), LogisticRegression(C=C, class_weight="balanced", max_iter=2000))
+    return standardized_logistic(C)
 
 
 def run_baseline_cv(dataset: FeatureDataset, task: str, splits: Sequence[tuple[np.ndarray, np.ndarray]],

@@ -56,7 +56,8 @@ class LossConfig(_Strict):
     #: objective per recording
     wide_c: float = Field(1.0, gt=0.0)
     #: weight of the per-segment cross-entropy of the segment vote (ModelConfig.segment_vote):
-    #: every valid segment labelled with its recording's label, class-weighted, averaged
+    #: every valid segment labelled with its recording's label; each recording's mean over its
+    #: segments, class-weighted over recordings (training/objective.py segment_ce; no label smoothing)
     segment_vote: float = Field(1.0, ge=0.0)
 
 

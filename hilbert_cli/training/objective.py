@@ -32,15 +32,18 @@ def wide_penalty_coef(n_train: int, loss_config: LossConfig) -> float:
 
 def segment_ce(seg_logits: torch.Tensor, seg_mask: torch.Tensor, y: torch.Tensor,
                weights: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """Mean class-weighted cross-entropy of every valid segment [B, L, C] against its recording's
-    label y [B] (vmap-safe: masked sums, no boolean indexing)."""
+    """Cross-entropy of every valid segment [B, L, C] against its recording's label y [B]: the
+    mean over each recording's segments, then the class-weighted mean over recordings (as the
+    recording CE), so a recording of 500 segments counts once, as one of 20 does. vmap-safe
+    (masked sums, no boolean indexing)."""
     logp = torch.log_softmax(seg_logits.float(), dim=-1)
     yy = y.unsqueeze(1).expand(-1, logp.shape[1])
     nll = -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1)  # [B, L]
-    w = seg_mask.to(nll.dtype)
-    if weights is not None:  # one-hot product, not weights[yy]: the same under vmap
-        w = w * (F.one_hot(yy, logp.shape[-1]).to(nll.dtype) * weights.to(nll.dtype)).sum(-1)
-    return (nll * w).sum() / w.sum().clamp_min(1e-12)
+    m = seg_mask.to(nll.dtype)
+    per_rec = (nll * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)  # [B]
+    w = torch.ones_like(per_rec) if weights is None else \
+        (F.one_hot(y, logp.shape[-1]).to(nll.dtype) * weights.to(nll.dtype)).sum(-1)  # not weights[y]: vmap
+    return (per_rec * w).sum() / w.sum().clamp_min(1e-12)
 
 
 def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossConfig,
