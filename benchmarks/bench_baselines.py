@@ -13,9 +13,9 @@ Measured 2026-12-06, 2 AMD EPYC cores, nothing else heavy running, EmoDB whisper
 allMiniLM6 (d 1152, ~15 segments a document), seconds for one outer fold:
 
     recordings   segments   linear   segment-linear
-    100          1509       0.6      7.7
-    500          7545       0.3      10.4
-    1000         15090      0.3      10.4
+    100          1509       0.6      8.5
+    500          7545       0.3      12.0
+    1000         15090      0.4      12.0
 
 so a 25-fold CV adds ~4-5 minutes per task for segment-linear ([train] baselines may leave it
 out); bench_train.py's paper-scale hilbert CV takes ~2 minutes per task on the same cores.

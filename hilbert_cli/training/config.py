@@ -123,7 +123,7 @@ class TrainConfig(_Strict):
     diagnostics: bool = True
     #: the baselines cross-validated beside the variants on the same folds (training/baselines.py).
     #: `linear` cannot be left out: no table shows HILBERT without the simplest baseline.
-    #: `segment-linear` picks its C by an inner CV: ~10 s a fold at 500 recordings on 2 CPU cores
+    #: `segment-linear` picks its C by an inner CV: ~12 s a fold at 500 recordings on 2 CPU cores
     #: (benchmarks/bench_baselines.py), which a many-task run may leave out
     baselines: list[Literal["linear", "segment-linear", "length-only"]] = ["linear", "segment-linear", "length-only"]
 

@@ -13,7 +13,7 @@ inner cross-validation of each training fold (of at most INNER_MAX_RECORDINGS of
 recordings), grouped like the outer folds (speaker or family) where groups are known, scored by
 the recording-level macro AUC. At most MAX_FIT_SEGMENTS evenly
 spaced segments of a recording are fitted on (bounded cost on long recordings); every segment
-votes at prediction. Cost: ~8-10 s per outer fold from 100 to 1000 recordings on 2 CPU cores
+votes at prediction. Cost: ~8-12 s per outer fold from 100 to 1000 recordings on 2 CPU cores
 (benchmarks/bench_baselines.py); `[train] baselines` may leave it out of a many-task run.
 """
 
