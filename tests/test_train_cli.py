@@ -56,6 +56,13 @@ def test_train_synthetic_recipe_writes_every_output(run_dir):
     assert all(len(v) == 40 for v in per.values())  # every recording predicted out of fold once
     report = (run_dir / "report.md").read_text()
     assert "| audio_affect | 3 | 40 |" in report and "roc_audio_affect.png" in report
+    import re
+
+    from hilbert_cli.training.segment_linear import GRID
+
+    line = next(ln for ln in report.splitlines() if ln.startswith("`segment-linear` C chosen") and "audio_affect" in ln)
+    assert len(re.findall(r"[\d.e-]+", line.split("per fold:")[1])) == 3  # one C per fold
+    assert {float(c) for c in line.split("per fold:")[1].split(",")} <= set(GRID)
     assert list(run_dir.glob("**/*.pkl")) == [] and list(run_dir.glob("**/*.pt")) == []
     cfg = json.loads((run_dir / "models/audio_affect/config.json").read_text())
     assert cfg["class_names"] == ["0", "1", "2"] and cfg["variant"] == "hilbert"

@@ -194,6 +194,12 @@ def train_sections(*, recipe, results: Sequence[CVResult], dataset, final_models
               "labelled with its recording's label, a recording's probabilities the mean of its segments' (C by "
               "an inner CV of each training fold), `length-only` on its document statistics alone (speaking "
               "time, rate, pauses, turns; log segment count where the features carry none).", ""]
+    for t in tasks:  # the one choice a baseline makes: say what it chose, fold by fold
+        r = by.get((t, "segment-linear"))
+        chosen = [d["C"] for d in r.diagnostics if "C" in d] if r is not None else []
+        if chosen:
+            lines += [f"`segment-linear` C chosen by the inner CV, task {t}, per fold: "
+                      + ", ".join(f"{c:g}" for c in chosen), ""]
     out.append(Section("AUC by task and variant (mean ± std over folds; pooled out-of-fold AUC in brackets)", lines))
     lines = ["| task | " + "counts |", "| --- | --- |"]
     for t in tasks:
