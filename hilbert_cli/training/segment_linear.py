@@ -33,7 +33,7 @@ __all__ = ["GRID", "MAX_FIT_SEGMENTS", "WHAT", "choose_c", "fit_predict", "segme
 WHAT = "single segments' features (audio and text), one vote each"
 
 #: candidate inverse L2 strengths (fixed before any run), strongest first: ties go to the simpler model
-GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+GRID = (0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1)
 #: C where no inner split is possible (too few recordings or groups)
 DEFAULT_C = 0.003
 #: segments of one recording that are fitted on (evenly spaced), at most
