@@ -26,8 +26,8 @@ import numpy as np
 
 from . import segment_linear
 from .cv import CVResult
-from .logistic import standardized_logistic
 from .data import FeatureDataset
+from .logistic import standardized_logistic
 from .metrics import macro_auc
 
 __all__ = ["BASELINES", "baseline_features", "run_baseline_cv"]

@@ -60,13 +60,9 @@ def segment_rows(dataset: FeatureDataset, idx: np.ndarray, cap: Optional[int] = 
             np.concatenate(owner) if owner else np.zeros(0, np.int64))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, c: float):
-    return standardized_logistic(c).fit(x, y)
-
-
 def _fit_recordings(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray, c: float):
     x, owner = segment_rows(dataset, tr, MAX_FIT_SEGMENTS)
-    return _fit(x, y_all[tr][owner], c)
+    return standardized_logistic(c).fit(x, y_all[tr][owner])
 
 
 def _fit_path(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray):
@@ -88,15 +84,16 @@ def _fit_path(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray):
         yield make_pipeline(scaler, copy.deepcopy(lr))
 
 
-def _predict(model, dataset: FeatureDataset, te: np.ndarray, n_classes: int) -> np.ndarray:
-    """[len(te), n_classes]: each recording's mean of its segments' probabilities."""
-    x, owner = segment_rows(dataset, te)
+def _predict(model, rows: tuple[np.ndarray, np.ndarray], n_recordings: int, n_classes: int) -> np.ndarray:
+    """[n_recordings, n_classes]: each recording's mean of its segments' probabilities; rows are
+    segment_rows of those recordings (gathered once, whatever number of models votes on them)."""
+    x, owner = rows
     p = np.zeros((len(x), n_classes))
     if len(x):
         p[:, model.classes_] = model.predict_proba(x)
-    out = np.zeros((len(te), n_classes))
+    out = np.zeros((n_recordings, n_classes))
     np.add.at(out, owner, p)
-    n = np.bincount(owner, minlength=len(te))[:, None]
+    n = np.bincount(owner, minlength=n_recordings)[:, None]
     return np.where(n > 0, out / np.maximum(n, 1), 1.0 / n_classes)  # a recording with no segment: no opinion
 
 
@@ -122,8 +119,9 @@ def choose_c(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray, n_class
         return DEFAULT_C, {}
     per_c: dict[float, list[float]] = {c: [] for c in GRID}
     for a, b in splits:
+        held = segment_rows(dataset, tr[b])
         for c, model in zip(GRID, _fit_path(dataset, y_all, tr[a])):
-            per_c[c].append(macro_auc(y_all[tr][b], _predict(model, dataset, tr[b], n_classes)))
+            per_c[c].append(macro_auc(y_all[tr][b], _predict(model, held, len(b), n_classes)))
     scores = {c: float(np.nanmean(v)) if not np.all(np.isnan(v)) else float("nan") for c, v in per_c.items()}
     finite = [c for c in GRID if np.isfinite(scores[c])]
     return (max(finite, key=lambda c: scores[c]) if finite else DEFAULT_C), scores
@@ -134,4 +132,5 @@ def fit_predict(dataset: FeatureDataset, y_all: np.ndarray, tr: np.ndarray, te: 
     """(probabilities [len(te), n_classes], diagnostics) of the model fitted on training recordings tr."""
     c, scores = choose_c(dataset, y_all, tr, n_classes)
     model = _fit_recordings(dataset, y_all, tr, c)
-    return _predict(model, dataset, te, n_classes), {"C": c, "inner_auc": {f"{k:g}": v for k, v in scores.items()}}
+    probs = _predict(model, segment_rows(dataset, te), len(te), n_classes)
+    return probs, {"C": c, "inner_auc": {f"{k:g}": v for k, v in scores.items()}}
