@@ -187,21 +187,28 @@ def make_diarizer(args, num_speakers: int | None = None):
     from hilbert_cli.prepare.diarize import load_diarizer
     from hilbert_cli.prepare.options import PrepareOptions
 
-    kw = {"diarization": args.diarization, "cpu_threads": args.threads, "num_speakers": num_speakers}
+    kw = {"diarization": args.diarization, "cpu_threads": args.threads, "num_speakers": num_speakers,
+          "speaker_encoder": args.speaker_encoder}
     if args.clustering:  # older code has no such option
         kw["clustering"] = args.clustering
     return load_diarizer(PrepareOptions(**{k: v for k, v in kw.items() if v is not None}), device="cpu")
 
 
-def fit_nap(emodb: Path, tune: tuple[str, ...], out: Path, k: int = 5, cache: Path | None = None) -> None:
+def fit_nap(emodb: Path, tune: tuple[str, ...], out: Path, k: int = 5, cache: Path | None = None,
+            encoder: str = "resemblyzer") -> None:
     """Emotion directions from the tuning speakers' utterances (one averaged embedding each)."""
     from hilbert_cli.prepare.diarize.speaker_space import fit_projection
 
-    by_spk = utterance_embeddings(emodb, tune, cache)
+    by_spk = utterance_embeddings(emodb, tune, cache, encoder)
     u = fit_projection(by_spk, k)
     np.save(out, u)
     print(f"wrote {out}: {u.shape[0]} x {u.shape[1]} emotion directions from speakers {sorted(by_spk)} "
           f"({sum(len(v) for v in by_spk.values())} utterances)")
+
+
+def suffix(encoder: str) -> str:
+    """Cache-file suffix of an encoder's embeddings (none for resemblyzer: caches made before the choice)."""
+    return "" if encoder == "resemblyzer" else f"_{encoder}"
 
 
 def doc_key(d: Document) -> str:
@@ -220,8 +227,8 @@ def embed_document(diarizer, path: Path) -> dict:
     o = diarizer.options
     probs, n = diarizer.vad.file_probabilities(path, diarizer.chunk_s)
     regions = speech_regions(probs, n, **diarizer.vad_options.regions_kwargs())
-    windows = embedding_windows(regions, o.embed_window_s, o.embed_step_s) if regions else []
-    embs = np.zeros((len(windows), 256), np.float32)
+    windows = embedding_windows(regions, o.embed_window_s, getattr(o, 'step_s', o.embed_step_s)) if regions else []
+    embs = np.zeros((len(windows), diarizer.encoder.dim), np.float32)
     idx, clips = [], []
     for i, clip in iter_spans(path, [(s, e) for s, e, _ in windows], chunk_s=diarizer.chunk_s):
         idx.append(i)
@@ -251,13 +258,14 @@ def cluster_cached(options, c: dict, num_speakers: int | None, projection: np.nd
         from hilbert_cli.prepare.diarize.speaker_space import nap_kmeans
 
         extra = {} if projection is None else {"projection": projection}
-        ids = nap_kmeans(c["embs"], windows, **kw, **extra)
+        ids = nap_kmeans(c["embs"], windows, encoder=o.speaker_encoder, **kw, **extra)
     else:
         ids = cluster(c["embs"], threshold=o.cluster_threshold, spread_ratio=o.spread_ratio, **kw)
     return turns_from_windows(regions, windows, relabel_by_first_appearance(ids))
 
 
-def utterance_embeddings(emodb: Path, speakers: tuple[str, ...], cache: Path | None = None) -> dict[str, np.ndarray]:
+def utterance_embeddings(emodb: Path, speakers: tuple[str, ...], cache: Path | None = None,
+                         encoder: str = "resemblyzer") -> dict[str, np.ndarray]:
     """One averaged window embedding per utterance of these speakers (what --fit-nap fits on)."""
     from hilbert_cli.prepare.diarize import load_diarizer
     from hilbert_cli.prepare.options import PrepareOptions
@@ -266,11 +274,11 @@ def utterance_embeddings(emodb: Path, speakers: tuple[str, ...], cache: Path | N
     for spk, files in by_speaker(emodb / "wav").items():
         if spk not in speakers:
             continue
-        f_cache = cache / f"utterances_{spk}.npy" if cache else None
+        f_cache = cache / f"utterances_{spk}{suffix(encoder)}.npy" if cache else None
         if f_cache and f_cache.exists():
             out[spk] = np.load(f_cache)
             continue
-        d = d or load_diarizer(PrepareOptions(cpu_threads=2))
+        d = d or load_diarizer(PrepareOptions(cpu_threads=2, speaker_encoder=encoder))
         vecs = []
         with tempfile.TemporaryDirectory() as tmp:
             for f in files:
@@ -297,7 +305,9 @@ def run_cached(docs: list[Document], options, cache: Path, tmp: Path, known: boo
     diarizer, files, rows, projections = None, {}, [], {}
     t0 = time.perf_counter()
     for i, d in enumerate(docs):
-        f = cache / f"{doc_key(d)}.npz"
+        o = options.diarization
+        f = cache / (f"{doc_key(d)}{suffix(o.speaker_encoder)}{'' if o.embed_window_s == 1.6 else f'_w{o.embed_window_s:g}'}"
+                     f"{'' if o.step_s == 0.8 else f'_s{o.step_s:g}'}.npz")
         ref = None
         if not f.exists():
             diarizer = diarizer or load_diarizer(options, device="cpu")
@@ -386,6 +396,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tune-speakers", default=",".join(TUNE_SPEAKERS), help="speakers the defaults were tuned on")
     ap.add_argument("--diarization", default="vad-cluster")
     ap.add_argument("--clustering", default=None, help="vad-cluster clustering (tree | nap-kmeans); default: the code's own")
+    ap.add_argument("--speaker-encoder", default=None, help="vad-cluster speaker encoder (campplus | resemblyzer); "
+                    "default: the code's own")
+    ap.add_argument("--embed-window", type=float, default=None, help="vad-cluster speaker-embedding window, s "
+                    "(hop: half of it); default: the code's own (1.6 s, hop 0.8 s)")
+    ap.add_argument("--embed-step", type=float, default=None, help="vad-cluster hop between speaker-embedding "
+                    "windows, s (default: the encoder's)")
+    ap.add_argument("--split", default=None, help="nap-kmeans: other cuts 'TWO,MORE' (cosine) than the encoder's shipped ones")
+    ap.add_argument("--two-share", type=float, default=None, help="nap-kmeans: another minimum share of a second speaker")
     ap.add_argument("--known-count", action="store_true", help="give the diarizer each document's true speaker count")
     ap.add_argument("--fit-nap", type=Path, default=None, help="write the emotion directions (tuning speakers) here and stop")
     ap.add_argument("--cache", type=Path, default=None, help="compute each document's VAD regions and window embeddings "
@@ -408,23 +426,43 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"code: {Path(hilbert_cli.__file__).parent.parent}", file=sys.stderr)
     tune = tuple(args.tune_speakers.split(","))
+    from hilbert_cli.prepare.options import PrepareOptions
+
+    kw = {"diarization": args.diarization, "cpu_threads": args.threads, "clustering": args.clustering,
+          "speaker_encoder": args.speaker_encoder}
+    if args.embed_window:
+        kw.update(embed_window_s=args.embed_window, embed_step_s=args.embed_window / 2)
+    if args.embed_step:
+        kw["embed_step_s"] = args.embed_step
+    options = PrepareOptions(**{k: v for k, v in kw.items() if v is not None})
+    if args.split or args.two_share is not None:  # other nap-kmeans cuts than the shipped ones, for this run
+        import dataclasses
+
+        from hilbert_cli.prepare.diarize import speaker_space
+
+        enc = options.diarization.speaker_encoder
+        sp = speaker_space.SPACES[enc]
+        speaker_space.SPACES[enc] = dataclasses.replace(
+            sp, split_distance=tuple(map(float, args.split.split(","))) if args.split else sp.split_distance,
+            two_speaker_share=sp.two_speaker_share if args.two_share is None else args.two_share)
+        print(f"nap-kmeans settings for {enc}: {speaker_space.SPACES[enc]}", file=sys.stderr)
     if args.fit_nap:
-        fit_nap(emodb, tune, args.fit_nap, args.nap_k or 5, args.cache)
+        fit_nap(emodb, tune, args.fit_nap, args.nap_k or 5, args.cache, options.diarization.speaker_encoder)
         return 0
     docs = build(emodb, args.n_single, args.n_conv, tune, args.seed)
     if args.cache:
-        from hilbert_cli.prepare.diarize.speaker_space import NAP_FILE
-        from hilbert_cli.prepare.options import PrepareOptions
+        from hilbert_cli.prepare.diarize import speaker_space
+        from hilbert_cli.prepare.diarize.speaker_space import space
 
-        kw = {"diarization": args.diarization, "cpu_threads": args.threads, "clustering": args.clustering}
-        options = PrepareOptions(**{k: v for k, v in kw.items() if v is not None})
+        enc = options.diarization.speaker_encoder
+        nap_file = space(enc).nap_file
         loso = None
-        if args.loso:
-            k = args.nap_k or int(np.load(NAP_FILE).shape[1])
-            loso = (utterance_embeddings(emodb, tune, args.cache), k)
+        if args.loso and (args.nap_k or nap_file):
+            k = args.nap_k or int(np.load(Path(speaker_space.__file__).with_name(nap_file)).shape[1])
+            loso = (utterance_embeddings(emodb, tune, args.cache, enc), k)
         with tempfile.TemporaryDirectory() as tmp:
             rows = run_cached(docs, options, args.cache, Path(tmp), args.known_count, loso)
-        print(f"diarization {args.diarization}, clustering {options.diarization.clustering}"
+        print(f"diarization {args.diarization}, speaker encoder {enc}, clustering {options.diarization.clustering}"
               f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {args.seed}, "
               f"cached embeddings{f', tuning documents with directions fitted leaving their speakers out (k={loso[1]})' if loso else ''}")
         for line in summary(rows)[:-1]:

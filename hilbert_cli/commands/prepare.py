@@ -22,12 +22,13 @@ from . import check_transcripts_dir
 def prepare(
     source: Path = typer.Argument(..., help="A directory of recordings (searched recursively), one audio file, or a list file (.txt/.lst) of paths."),
     out: Path = typer.Option(..., "--out", "-o", help="Work directory: writes OUT/prepare/words/, OUT/prepare/turns/, OUT/errors/prepare/ and the manifest OUT/manifest/prepare/."),
-    diarization: str = typer.Option("vad-cluster", "--diarization", help="vad-cluster (offline: silero VAD + Resemblyzer + clustering), pyannote, or none (one speaker)."),
+    diarization: str = typer.Option("vad-cluster", "--diarization", help="vad-cluster (offline: silero VAD + a speaker encoder + clustering), pyannote, or none (one speaker)."),
     diarization_model: Optional[str] = typer.Option(None, "--diarization-model", help="pyannote pipeline: registry alias, hub id (HF_TOKEN) or local directory (default pyannote-community-1)."),
     num_speakers: Optional[int] = typer.Option(None, "--num-speakers", help="Exact number of speakers, when known (give it for interviews: with the count free, vad-cluster keeps a second speaker only if they hold >= 15 % of the speech)."),
     min_speakers: Optional[int] = typer.Option(None, "--min-speakers"),
     max_speakers: Optional[int] = typer.Option(None, "--max-speakers"),
     clustering: Optional[str] = typer.Option(None, "--clustering", help="vad-cluster: nap-kmeans (default: emotion directions projected out of the speaker embeddings, k-means; fewer invented speakers on real emotional speech, no voices merged on long recordings; README 'Accuracy on real speech') or tree (average-linkage cut; what vad-cluster did before the choice existed)."),
+    speaker_encoder: Optional[str] = typer.Option(None, "--speaker-encoder", help="vad-cluster speaker encoder: campplus (CAM++, default) or resemblyzer (GE2E; what vad-cluster used before); README 'Diarization on real speech'."),
     speaker: str = typer.Option("all", "--speaker", help="Target speaker: all, dominant (most speech), participant (the speaker who is not the interviewer; the interviewer asks the questions, or matches --prompts) or a label (SPEAKER_01). Other speakers' words are kept, with is_target false; the words metadata records why (participant_detection)."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="With --speaker participant: a text file of the interview prompts, one per line; the speaker whose words match them best is the interviewer."),
     asr_model: str = typer.Option("whisper-tiny.en", "--asr-model", help="faster-whisper model: registry alias (whisper-tiny.en, whisper-small, whisper-large-v3, ...) or a CTranslate2 directory."),
@@ -79,7 +80,7 @@ def prepare(
         prompt_lines = read_prompts(prompts)
     opts = PrepareOptions.build(
         diarization=diarization, diarization_model=diarization_model, num_speakers=num_speakers,
-        min_speakers=min_speakers, max_speakers=max_speakers, clustering=clustering, speaker=speaker, prompts=prompt_lines, asr_model=asr_model,
+        min_speakers=min_speakers, max_speakers=max_speakers, clustering=clustering, speaker_encoder=speaker_encoder, speaker=speaker, prompts=prompt_lines, asr_model=asr_model,
         device=device, compute_type=compute_type, beam_size=beam_size, language=language,
         vad_filter=vad_filter, condition_on_previous_text=condition_on_previous_text,
         temperature_fallback=temperature_fallback,

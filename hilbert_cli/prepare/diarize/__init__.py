@@ -1,6 +1,6 @@
 """Voice activity + speaker diarization behind one small interface (`Diarizer`).
 
-Backends: `vad-cluster` (silero VAD + Resemblyzer + scikit-learn clustering; offline default),
+Backends: `vad-cluster` (silero VAD + CAM++ or Resemblyzer + scikit-learn clustering; offline default),
 `pyannote` (a pyannote.audio pipeline on bounded windows), `none` (voice activity only, one
 speaker). `load_diarizer(options, device)` builds the chosen one from the prepare options; each
 backend takes only its own `DiarizationOptions` (and the `VadOptions` of its speech regions),

@@ -1,16 +1,20 @@
-"""`vad-cluster`: Silero VAD + a speaker encoder (Resemblyzer GE2E, 256-d) + clustering.
+"""`vad-cluster`: Silero VAD + a speaker encoder (speaker_encoders.py: CAM++ by default, or
+Resemblyzer) + clustering.
 
 Works fully offline with the [offline] extra. Memory stays flat with recording length:
 pass 1 streams the file through the VAD (one float per 32 ms frame is kept); pass 2 streams
-the speech windows (`iter_spans`) through the speaker encoder (one 256-d vector per window);
+the speech windows (`iter_spans`) through the speaker encoder (one vector per window);
 clustering runs on those vectors, with k-means micro-clusters first when there are many, so
 it never builds an n x n distance matrix for a long recording.
 
-Speaker count (when not given): one voice in many moods spreads its embeddings about as far
-apart as two voices do, so the average-linkage tree is cut loosely (`cluster_threshold`
-0.45), clusters under `min_speaker_share` of the speech are folded into their neighbour, and
-two tight clusters are still split when they lie `spread_ratio` times farther apart than
-their own spread. Measured on EmoDB by benchmarks/bench_diarization.py.
+Clustering: `nap-kmeans` (the default; speaker_space.py: emotion directions projected out,
+k-means, a centroid-distance test for the count, settings per speaker encoder) or `tree`
+(below: what vad-cluster did before, tuned on Resemblyzer). The tree's count: one voice in many
+moods spreads its Resemblyzer embeddings about as far apart as two voices do, so the
+average-linkage tree is cut loosely (`cluster_threshold` 0.45), clusters under
+`min_speaker_share` of the speech are folded into their neighbour, and two tight clusters are
+still split when they lie `spread_ratio` times farther apart than their own spread. Measured on
+EmoDB by benchmarks/bench_diarization.py.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from ...audio import SAMPLE_RATE, iter_spans
-from ...errors import ModelUnavailable
 from ..options import DiarizationOptions, VadOptions
-from .base import Diarization, merge_turns, relabel_by_first_appearance, torch_threads
+from .base import Diarization, merge_turns, relabel_by_first_appearance
+from .speaker_encoders import load_speaker_encoder
 from .vad import SileroVad, speech_regions
 
 #: above this many windows, cluster k-means centroids instead of the windows themselves
@@ -30,89 +34,6 @@ MAX_DIRECT = 600
 MIN_EMBED_S = 0.5
 #: the relative test of `free_cut` never splits clusters closer than this (cosine distance)
 MIN_SPLIT_DISTANCE = 0.2
-
-
-class ResemblyzerEncoder:
-    """GE2E speaker encoder from the resemblyzer package (weights ship inside it)."""
-
-    alias = "resemblyzer"
-    dim = 256
-
-    def __init__(self, device: str = "cpu", threads: int = 0) -> None:
-        self.threads = threads
-        try:
-            from resemblyzer import VoiceEncoder
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ModelUnavailable(
-                "the vad-cluster backend needs the resemblyzer speaker encoder: pip install "
-                "'hilbert-cli[offline]' and `pip install --no-deps resemblyzer` (scripts/setup.sh)"
-            ) from exc
-        import torch
-
-        self.device = device
-        self.encoder = VoiceEncoder(device=torch.device(device), verbose=False)
-
-    def provenance(self) -> dict:
-        import resemblyzer
-
-        return {"alias": "resemblyzer", "repo": "resemble-ai/Resemblyzer", "revision": getattr(resemblyzer, "__version__", "0.1.4"),
-                "source": "package", "arch": "resemblyzer", "dim": 256}
-
-    def embed(self, clips: list[np.ndarray]) -> np.ndarray:
-        """16 kHz mono float32 clips -> [n, 256] L2-normalised embeddings (clips of equal length batch)."""
-        import torch
-        from resemblyzer.audio import normalize_volume
-
-        out = np.zeros((len(clips), self.dim), dtype=np.float32)
-        by_len: dict[int, list[int]] = {}
-        for i, c in enumerate(clips):
-            by_len.setdefault(c.size, []).append(i)
-        with torch.inference_mode(), torch_threads(self.threads):
-            for idx in by_len.values():
-                x = np.stack([normalize_volume(clips[i].astype(np.float32), -30, increase_only=True) for i in idx])
-                mel = mel_spectrogram(torch.from_numpy(x).to(self.device))
-                out[idx] = self.encoder(mel).cpu().numpy()
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-8)
-
-
-def _hz_to_mel(f):
-    f = np.asarray(f, dtype=np.float64)
-    lin = f / (200.0 / 3)
-    return np.where(f >= 1000.0, 15.0 + np.log(np.maximum(f, 1e-10) / 1000.0) / (np.log(6.4) / 27.0), lin)
-
-
-def _mel_to_hz(m):
-    m = np.asarray(m, dtype=np.float64)
-    return np.where(m >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (m - 15.0)), (200.0 / 3) * m)
-
-
-def mel_filterbank(sr: int = SAMPLE_RATE, n_fft: int = 400, n_mels: int = 40) -> np.ndarray:
-    """librosa.filters.mel(sr, n_fft, n_mels) (Slaney scale and norm), without importing librosa."""
-    fft_f = np.linspace(0, sr / 2, 1 + n_fft // 2)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sr / 2), n_mels + 2))
-    fdiff = np.diff(mel_f)
-    ramps = mel_f[:, None] - fft_f[None, :]
-    lower = -ramps[:-2] / fdiff[:-1, None]
-    upper = ramps[2:] / fdiff[1:, None]
-    w = np.maximum(0, np.minimum(lower, upper))
-    w *= (2.0 / (mel_f[2 : n_mels + 2] - mel_f[:n_mels]))[:, None]
-    return w.astype(np.float32)
-
-
-_FB: dict = {}
-
-
-def mel_spectrogram(x):
-    """Resemblyzer's features (40 mel power bands, 25 ms / 10 ms) for a batch [n, samples] -> [n, frames, 40]."""
-    import torch
-
-    key = str(x.device)
-    if key not in _FB:
-        _FB[key] = (torch.from_numpy(mel_filterbank()).to(x.device), torch.hann_window(400, device=x.device))
-    fb, win = _FB[key]
-    spec = torch.stft(x, n_fft=400, hop_length=160, window=win, center=True, pad_mode="constant", return_complex=True)
-    return torch.matmul(fb, spec.abs() ** 2).transpose(1, 2).contiguous()
 
 
 def embedding_windows(regions: list[tuple[float, float]], window_s: float, step_s: float) -> list[tuple[float, float, int]]:
@@ -299,7 +220,7 @@ class VadClusterDiarizer:
         self.vad = SileroVad()
         self.encoder = None
         if options.backend == "vad-cluster" and not options.one_speaker:
-            self.encoder = ResemblyzerEncoder(device=device, threads=cpu_threads)
+            self.encoder = load_speaker_encoder(options.speaker_encoder, device=device, threads=cpu_threads)
 
     def provenance(self) -> dict:
         p = {"backend": self.options.backend, "vad": self.vad.provenance()}
@@ -321,7 +242,7 @@ class VadClusterDiarizer:
         if self.encoder is None or not regions:
             turns = [(s, e, "SPEAKER_00") for s, e in regions]
             return Diarization(turns, regions, duration, info, vad_probs=probs)
-        windows = embedding_windows(regions, o.embed_window_s, o.embed_step_s)
+        windows = embedding_windows(regions, o.embed_window_s, o.step_s)
         embs = np.zeros((len(windows), self.encoder.dim), dtype=np.float32)
         batch_idx: list[int] = []
         batch: list[np.ndarray] = []
@@ -336,7 +257,7 @@ class VadClusterDiarizer:
         if o.clustering == "nap-kmeans":
             from .speaker_space import nap_kmeans
 
-            ids = nap_kmeans(embs, windows, num_speakers=o.num_speakers, min_speakers=o.min_speakers,
+            ids = nap_kmeans(embs, windows, encoder=o.speaker_encoder, num_speakers=o.num_speakers, min_speakers=o.min_speakers,
                              max_speakers=o.max_speakers, min_share=o.min_speaker_share)
         else:
             ids = cluster(
