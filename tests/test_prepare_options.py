@@ -33,8 +33,9 @@ def test_the_01_flat_layout_loads_nested_and_keeps_its_hash():
     flat = opts.flat()
     assert flat.pop("clustering") == "tree" and flat == FLAT_01  # a choice added after 0.1, at its old behaviour
     assert config_hash(opts) == HASH_01["demo"]
-    # 0.1's default diarization was the tree on Resemblyzer; today's defaults (nap-kmeans on CAM++)
-    # have their own hash
+    # 0.1's default diarization was the tree (on Resemblyzer, which the tree implies); today's
+    # defaults (nap-kmeans on CAM++) have their own hash
+    assert config_hash(PrepareOptions(clustering="tree")) == HASH_01["default"]
     assert config_hash(PrepareOptions(clustering="tree", speaker_encoder="resemblyzer")) == HASH_01["default"]
     assert config_hash(PrepareOptions()) not in HASH_01.values()
     # the nested form round-trips, and is what the flat keyword arguments build
@@ -132,3 +133,27 @@ def test_clustering_enters_the_hash_only_where_vad_cluster_clusters():
         assert "clustering" not in PrepareOptions(**opts).hashed()
         assert config_hash(PrepareOptions(**opts)) == config_hash(PrepareOptions(**opts, clustering="tree"))
     assert config_hash(PrepareOptions(num_speakers=2)) != config_hash(PrepareOptions(num_speakers=2, clustering="tree"))
+
+
+#: config hashes the code before the CAM++ encoder (b9f84fc) gave: work directories made then,
+#: where the output does not change, must keep resuming (no speaker encoder runs, or Resemblyzer)
+HASH_BEFORE_CAMPPLUS = {
+    "pyannote": ({"diarization": "pyannote"}, "1b0f65b648d41916"),
+    "none": ({"diarization": "none"}, "fa330df8a766a98f"),
+    "one speaker": ({"num_speakers": 1}, "bfc0c9823392c9de"),
+    "resemblyzer nap-kmeans": ({"speaker_encoder": "resemblyzer"}, "c3e0bd61e6ddb48e"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HASH_BEFORE_CAMPPLUS))
+def test_hashes_made_before_the_speaker_encoder_choice_are_kept(case):
+    kw, before = HASH_BEFORE_CAMPPLUS[case]
+    assert config_hash(PrepareOptions(**kw)) == before
+
+
+def test_the_tree_implies_resemblyzer_and_refuses_campplus():
+    """The tree's cuts were tuned on Resemblyzer: on CAM++ they invented speakers."""
+    assert PrepareOptions(clustering="tree").diarization.speaker_encoder == "resemblyzer"
+    assert PrepareOptions().diarization.speaker_encoder == "campplus"
+    with pytest.raises(ConfigError, match="clustering tree is tuned on the resemblyzer speaker encoder"):
+        PrepareOptions.build(clustering="tree", speaker_encoder="campplus")

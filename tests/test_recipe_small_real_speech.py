@@ -12,7 +12,6 @@ import pytest
 from hilbert_cli.recipes import load_recipe
 from hilbert_cli.training.config import LossConfig
 from hilbert_cli.training.synthetic import make_synthetic, write_synthetic
-from tests.fixtures_train import one_thread  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[1]
 

