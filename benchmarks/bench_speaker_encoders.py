@@ -9,8 +9,9 @@ Three tables, each encoder loaded through hilbert's own `load_speaker_encoder`:
    EER is 50 %, chance identification 10 %.
 2. Speed: one `embed` call on 64 windows of 1.6 s (the first 1.6 s of 64 EmoDB clips) after a
    warm-up, best of 3, per torch thread count; x real time = 64 * 1.6 s / seconds.
-3. Memory: peak RSS added by one first `embed` call on 64 windows of 1.6 s seeded noise (ru_maxrss before/after), each
-   encoder/batch setting in a fresh subprocess so the peaks do not mask each other.
+3. Memory: peak RSS added by one first `embed` call on 64 windows of 1.6 s seeded noise
+   (ru_maxrss before/after), each encoder/batch setting in a fresh subprocess so the peaks do
+   not mask each other.
 
     .venv/bin/python benchmarks/bench_speaker_encoders.py [--emodb DIR] [--threads 1 2]
 """
