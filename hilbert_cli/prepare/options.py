@@ -80,11 +80,12 @@ class VadOptions(_Group):
                 "min_silence_s": self.min_silence_s, "speech_pad_s": self.speech_pad_s}
 
 
-#: version of nap-kmeans's shipped emotion directions and cuts (prepare/diarize/speaker_space.py),
-#: part of the config hash: raise it with any change there, so cached outputs are redone.
-#: 1: 5 directions, cut 0.16; 2: 12 directions, cut 0.125, a second speaker holds >= 15 %. The
-#: speaker encoder is hashed too: adding an encoder's space (campplus) needs no raise
-NAP_VERSION = 2
+#: version of nap-kmeans's shipped emotion directions and cuts per speaker encoder
+#: (prepare/diarize/speaker_space.py SPACES), part of the config hash: raise an encoder's with any
+#: change to its space, so its cached outputs are redone and the other encoder's are not.
+#: resemblyzer 1: 5 directions, cut 0.16; 2: 12 directions, cut 0.125, a second speaker holds
+#: >= 15 %. campplus 1: 2 directions, cuts 0.207 / 0.28, groups of 2 windows.
+NAP_VERSIONS = {"resemblyzer": 2, "campplus": 1}
 
 
 #: vad-cluster's default hop between speaker-embedding windows, per speaker encoder (`step_s`):
@@ -342,7 +343,8 @@ class PrepareOptions(BaseModel):
             # backend that clusters nothing (pyannote, one speaker) must keep its old hash
             out.pop("clustering")
         elif out.get("clustering") == "nap-kmeans":
-            out["nap_version"] = NAP_VERSION  # its shipped directions and cuts decide the output too
+            # its shipped directions and cuts decide the output too
+            out["nap_version"] = NAP_VERSIONS[self.diarization.speaker_encoder]
         d = self.diarization
         out["embed_step_s"] = d.step_s  # the hop used, whether given or the encoder's
         if d.backend != "vad-cluster" or d.one_speaker:

@@ -63,7 +63,7 @@ SPACES: dict[str, Space] = {
 NAP_FILE = Path(__file__).with_name(SPACES["resemblyzer"].nap_file)
 #: Resemblyzer's windows per point (1.6 s windows, 0.8 s hop: ~3.2 s); each Space says its own
 GROUP = 3
-# prepare/options.py's NAP_VERSION (part of the config hash) is raised with any change to the
+# prepare/options.py's NAP_VERSIONS[encoder] (part of the config hash) is raised with any change to the
 # shipped directions or the settings above, so cached outputs are redone
 
 #: the count is never searched above this when no max_speakers is given
