@@ -111,6 +111,11 @@ def check_models() -> list[Check]:
             continue
         ok = r.where not in ("missing", "hub")
         where = {"hub": "hub only (not local)", "missing": "missing"}.get(r.where, f"{r.where}: {r.path or '-'}")
+        # a package-shipped model names the files it needs in it (registry `files`): an install
+        # that lacks one (another package version) is not ok, though the package is there
+        lacking = [f for f in spec.extra.get("files", []) if ok and r.path is not None and not (r.path / f).is_file()]
+        if lacking:
+            ok, where = False, f"{where}, but {', '.join(lacking)} is missing (scripts/setup.sh pins the version)"
         out.append(Check(f"model {alias}", ok, f"{spec.kind}, {where}", False))
     return out
 

