@@ -30,17 +30,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_diarization import default_emodb  # noqa: E402  (stdlib + numpy only: children start small)
+
 ENCODERS = ("campplus", "resemblyzer")
 MALE = {"03", "10", "11", "12", "15"}  # EmoDB README; the other five actors are female
 N_WIN, WIN_S, SR = 64, 1.6, 16_000
-
-
-def default_emodb() -> Path:
-    """../shared/data/emodb beside the repository (CI layout), else /work/shared/data/emodb."""
-    for p in (ROOT.parent / "shared" / "data" / "emodb", Path("/work/shared/data/emodb")):
-        if (p / "wav").is_dir():
-            return p
-    return ROOT.parent / "shared" / "data" / "emodb"
 
 
 def log(msg: str) -> None:

