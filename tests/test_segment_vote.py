@@ -40,6 +40,28 @@ def test_segment_loss_is_each_recordings_mean_then_the_class_weighted_mean():
     torch.testing.assert_close(segment_ce(long, torch.ones(1, 20, dtype=torch.bool), y[1:2]), per_rec[1])
 
 
+def test_segment_loss_smooths_labels_as_the_recording_loss_does():
+    """LossConfig.label_smoothing reaches the segment loss too (torch's own smoothing is the
+    reference), with and without class weights."""
+    g = torch.Generator().manual_seed(2)
+    seg = torch.randn(3, 4, 3, generator=g)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]], dtype=torch.bool)
+    y = torch.tensor([2, 0, 1])
+    w = torch.tensor([1.0, 0.5, 3.0])
+    per_rec = torch.stack([F.cross_entropy(seg[b, mask[b]], y[b].repeat(int(mask[b].sum())), label_smoothing=0.2)
+                           for b in range(3)])
+    torch.testing.assert_close(segment_ce(seg, mask, y, label_smoothing=0.2), per_rec.mean())
+    torch.testing.assert_close(segment_ce(seg, mask, y, w, 0.2), (w[y] * per_rec).sum() / w[y].sum())
+    assert not torch.allclose(segment_ce(seg, mask, y, label_smoothing=0.2), segment_ce(seg, mask, y))
+    # and the training objective passes the configured smoothing on
+    from hilbert_cli.training.config import LossConfig
+    from hilbert_cli.training.objective import compute_loss
+
+    out = {"logits": torch.randn(3, 3, generator=g), "seg_logits": seg, "seg_mask": mask}
+    _, parts = compute_loss(out, y, variant="transfer", loss_config=LossConfig(segment_vote=1.0, label_smoothing=0.2))
+    torch.testing.assert_close(parts["segment_vote"], segment_ce(seg, mask, y, label_smoothing=0.2))
+
+
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_padding_never_changes_the_vote(variant):
     torch.manual_seed(0)

@@ -31,14 +31,17 @@ def wide_penalty_coef(n_train: int, loss_config: LossConfig) -> float:
 
 
 def segment_ce(seg_logits: torch.Tensor, seg_mask: torch.Tensor, y: torch.Tensor,
-               weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+               weights: Optional[torch.Tensor] = None, label_smoothing: float = 0.0) -> torch.Tensor:
     """Cross-entropy of every valid segment [B, L, C] against its recording's label y [B]: the
     mean over each recording's segments, then the class-weighted mean over recordings (as the
-    recording CE), so a recording of 500 segments counts once, as one of 20 does. vmap-safe
-    (masked sums, no boolean indexing)."""
+    recording CE), so a recording of 500 segments counts once, as one of 20 does. Label
+    smoothing as torch's cross_entropy applies it (the recording CE uses the same), so the
+    configured smoothing reaches the segments too. vmap-safe (masked sums, no boolean indexing)."""
     logp = torch.log_softmax(seg_logits.float(), dim=-1)
     yy = y.unsqueeze(1).expand(-1, logp.shape[1])
     nll = -logp.gather(-1, yy.unsqueeze(-1)).squeeze(-1)  # [B, L]
+    if label_smoothing > 0:
+        nll = (1.0 - label_smoothing) * nll - label_smoothing * logp.mean(-1)
     m = seg_mask.to(nll.dtype)
     per_rec = (nll * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)  # [B]
     w = torch.ones_like(per_rec) if weights is None else \
@@ -80,7 +83,7 @@ def compute_loss(out: dict, y: torch.Tensor, *, variant: str, loss_config: LossC
         total = total + lc.load_balance * aux
         parts["load_balance"] = aux.detach()
     if "seg_logits" in out and lc.segment_vote > 0:  # each voting segment carries its recording's label
-        seg = segment_ce(out["seg_logits"], out["seg_mask"], y, weights)
+        seg = segment_ce(out["seg_logits"], out["seg_mask"], y, weights, lc.label_smoothing)
         total = total + lc.segment_vote * seg
         parts["segment_vote"] = seg.detach()
     if "wide_penalty" in out and wide_coef is not None:
