@@ -86,16 +86,18 @@ def timed(outcome: Outcome, stage: Any) -> Outcome:
     return replace(outcome, timings=steps) if steps else outcome
 
 
-def run_chain(rec: Recording, stages: Sequence[Stage], overwrite: bool) -> list[Outcome]:
-    """`rec` through every stage in turn; after a failure the rest are BLOCKED."""
+def _in_turn(stages: Sequence[Any], step: Callable[[Any], Outcome]) -> list[Outcome]:
+    """`step` on each stage in turn; after a failure the rest are BLOCKED, not run."""
     out: list[Outcome] = []
     for stage in stages:
-        if out and out[-1].status in (FAILED, BLOCKED):
-            out.append(Outcome(BLOCKED))
-            continue
-        out.append(timed(attempt(rec, name=stage.name, out_root=stage.out_root, process=stage,
-                                 is_done=None if overwrite else stage.is_done), stage))
+        out.append(Outcome(BLOCKED) if out and out[-1].status in (FAILED, BLOCKED) else step(stage))
     return out
+
+
+def run_chain(rec: Recording, stages: Sequence[Stage], overwrite: bool) -> list[Outcome]:
+    """`rec` through every stage in turn; after a failure the rest are BLOCKED."""
+    return _in_turn(stages, lambda stage: timed(attempt(rec, name=stage.name, out_root=stage.out_root, process=stage,
+                                                        is_done=None if overwrite else stage.is_done), stage))
 
 
 def lost_outcomes(rec: Recording, stages: Sequence[tuple[str, Path, Callable[[Recording], bool]]],
@@ -103,17 +105,16 @@ def lost_outcomes(rec: Recording, stages: Sequence[tuple[str, Path, Callable[[Re
     """The outcomes of a recording whose worker died: skipped in the stages (name, out_root,
     is_done) it is done for (none with `overwrite`), `exc`'s error row in the first it is not,
     blocked in the rest."""
-    out: list[Outcome] = []
-    for name, out_root, is_done in stages:
-        if out and out[-1].status in (FAILED, BLOCKED):
-            out.append(Outcome(BLOCKED))
-            continue
+
+    def lost(stage: tuple[str, Path, Callable[[Recording], bool]]) -> Outcome:
+        name, out_root, is_done = stage
         try:
             done = not overwrite and is_done(rec)
         except Exception:
             done = False
-        out.append(Outcome(SKIPPED) if done else Outcome(FAILED, error=record_failure(out_root, name, rec, exc)))
-    return out
+        return Outcome(SKIPPED) if done else Outcome(FAILED, error=record_failure(out_root, name, rec, exc))
+
+    return _in_turn(stages, lost)
 
 
 def record(results: Sequence[BatchResult], rid: str, outcomes: Sequence[Outcome]) -> None:
