@@ -327,7 +327,7 @@ def run_cached(docs: list[Document], options, cache: Path, tmp: Path, known: boo
             projection = projections[left]
         t = time.perf_counter()
         turns = cluster_cached(options, c, len(d.speakers) if known else None, projection)
-        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers),
+        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers), "speakers": sorted(set(d.speakers)),
                "found": len({k for _, _, k in turns}), "audio_s": float(c["duration_s"]), "s": time.perf_counter() - t}
         if d.kind != "single":
             row.update(der(ref, turns, float(c["duration_s"])))
@@ -347,7 +347,7 @@ def run(docs: list[Document], diarizer, tmp: Path, known_count=None) -> list[dic
         t = time.perf_counter()
         out = (known_count(len(d.speakers)) if known_count else diarizer).diarize(path)
         dt = time.perf_counter() - t
-        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers),
+        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers), "speakers": sorted(set(d.speakers)),
                "found": len(out.speakers), "audio_s": out.duration_s, "s": dt}
         if d.kind != "single":
             row.update(der(ref, out.turns, out.duration_s))
@@ -386,6 +386,44 @@ def summary(rows: list[dict]) -> list[str]:
     return lines
 
 
+def pooled_der(conv: list[dict]) -> float:
+    """DER over several documents: their errors over their reference speech (not a mean of ratios)."""
+    return sum(r["der"] * r["total_s"] for r in conv) / max(sum(r["total_s"] for r in conv), 1e-9)
+
+
+def draws_summary(by_seed: dict[int, list[dict]]) -> list[str]:
+    """Several draws of documents (--seeds): each figure's mean ± sd over the draws and its range,
+    then the held-out 2-speaker DER per speaker pair over all draws (where the errors sit)."""
+    lines = [f"over {len(by_seed)} draws (seeds {', '.join(map(str, by_seed))}): mean ± sd over draws [min-max]"]
+
+    def spread(v: list[float]) -> str:
+        a = 100 * np.asarray(v)
+        return f"{a.mean():.1f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.1f} % [{a.min():.1f}-{a.max():.1f}]"
+
+    for group in ("tune", "held-out"):
+        parts = []
+        for kind in ("single", "conv2", "conv3"):
+            per_draw = [[r for r in rows if r["group"] == group and r["kind"] == kind] for rows in by_seed.values()]
+            if not all(per_draw):
+                continue
+            if kind == "single":
+                parts.append(f"single found as one {spread([np.mean([r['found'] == 1 for r in d]) for d in per_draw])}")
+            else:
+                parts.append(f"DER {kind[-1]} speakers {spread([pooled_der(d) for d in per_draw])}, "
+                             f"all draws pooled {100 * pooled_der([r for d in per_draw for r in d]):.1f} %")
+        if parts:
+            lines.append(f"{group:8s} " + "; ".join(parts))
+    pairs: dict[tuple, list[dict]] = {}
+    for rows in by_seed.values():
+        for r in rows:
+            if r["group"] == "held-out" and r["kind"] == "conv2":
+                pairs.setdefault(tuple(r["speakers"]), []).append(r)
+    lines.append("held-out 2-speaker DER by speaker pair, all draws: " + ", ".join(
+        f"{'-'.join(k)} {100 * pooled_der(v):.1f} % (n {len(v)}, {sum(r['found'] == 1 for r in v)} as one)"
+        for k, v in sorted(pairs.items())))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--emodb", type=Path, default=None, help="EmoDB copy (a folder with wav/); default ../shared/data/emodb")
@@ -413,6 +451,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nap-k", type=int, default=None, help="with --loso: emotion directions fitted (default: as many as shipped)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=None, help="with --cache: several draws of documents 'A,B,...', each "
+                    "summarised, then every figure's mean ± sd over the draws and the DER per held-out speaker pair")
     ap.add_argument("--json", type=Path, default=None, help="also write every document's figures here")
     args = ap.parse_args(argv)
     if args.full:
@@ -449,7 +489,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.fit_nap:
         fit_nap(emodb, tune, args.fit_nap, args.nap_k or 5, args.cache, options.diarization.speaker_encoder)
         return 0
-    docs = build(emodb, args.n_single, args.n_conv, tune, args.seed)
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    if len(seeds) > 1 and not args.cache:
+        print("--seeds needs --cache", file=sys.stderr)
+        return 2
     if args.cache:
         from hilbert_cli.prepare.diarize import speaker_space
         from hilbert_cli.prepare.diarize.speaker_space import space
@@ -460,16 +503,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.loso and (args.nap_k or nap_file):
             k = args.nap_k or int(np.load(Path(speaker_space.__file__).with_name(nap_file)).shape[1])
             loso = (utterance_embeddings(emodb, tune, args.cache, enc), k)
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = run_cached(docs, options, args.cache, Path(tmp), args.known_count, loso)
-        print(f"diarization {args.diarization}, speaker encoder {enc}, clustering {options.diarization.clustering}"
-              f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {args.seed}, "
-              f"cached embeddings{f', tuning documents with directions fitted leaving their speakers out (k={loso[1]})' if loso else ''}")
-        for line in summary(rows)[:-1]:
-            print(line)
+        by_seed: dict[int, list[dict]] = {}
+        for seed in seeds:
+            with tempfile.TemporaryDirectory() as tmp:
+                rows = by_seed[seed] = run_cached(build(emodb, args.n_single, args.n_conv, tune, seed), options,
+                                                  args.cache, Path(tmp), args.known_count, loso)
+            print(f"diarization {args.diarization}, speaker encoder {enc}, clustering {options.diarization.clustering}"
+                  f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {seed}, "
+                  f"cached embeddings{f', tuning documents with directions fitted leaving their speakers out (k={loso[1]})' if loso else ''}")
+            for line in summary(rows)[:-1]:
+                print(line)
+        if len(seeds) > 1:
+            for line in draws_summary(by_seed):
+                print(line)
         if args.json:
-            args.json.write_text(json.dumps(rows, indent=1))
+            args.json.write_text(json.dumps(by_seed[seeds[0]] if len(seeds) == 1 else
+                                            {str(k): v for k, v in by_seed.items()}, indent=1))
         return 0
+    docs = build(emodb, args.n_single, args.n_conv, tune, args.seed)
     diarizer = make_diarizer(args)
     known = None
     if args.known_count:

@@ -165,3 +165,26 @@ def test_two_steady_voices_closer_than_the_cut_are_split_by_their_spread():
     assert len(set(cluster(tight, threshold=0.45, spread_ratio=None, min_share=0.1))) == 1
     loose = cloud(a, 0.7, 100)
     assert len(set(cluster(loose, threshold=0.45, spread_ratio=1.8, min_share=0.1))) == 1
+
+
+def test_bench_pools_der_over_reference_speech_and_summarises_draws():
+    """bench_diarization --seeds: DER over several documents is their errors over their speech
+    (a 10 s document at 50 % and a 90 s one at 0 % make 5 %, not the 25 % a mean of ratios
+    gives), and the draws summary gives each draw's figure, their spread and the failing pair."""
+    b = _bench()
+    conv = [{"der": 0.5, "total_s": 10.0}, {"der": 0.0, "total_s": 90.0}]
+    assert b.pooled_der(conv) == pytest.approx(0.05)
+
+    def rows(der_pair_a: float, single_ok: int) -> list[dict]:
+        out = [{"group": "held-out", "kind": "single", "found": 1 if i < single_ok else 2} for i in range(4)]
+        out += [{"group": "held-out", "kind": "conv2", "speakers": ["13", "14"], "der": der_pair_a, "total_s": 10.0,
+                 "found": 1 if der_pair_a > 0.3 else 2},
+                {"group": "held-out", "kind": "conv2", "speakers": ["12", "15"], "der": 0.0, "total_s": 10.0, "found": 2}]
+        return out
+
+    lines = b.draws_summary({0: rows(0.5, 4), 1: rows(0.1, 3)})
+    held = next(line for line in lines if line.startswith("held-out "))
+    # single found as one: 100 % and 75 % -> mean 87.5; DER 2 speakers: 25 % and 5 % -> 15 ± 14.1
+    assert "single found as one 87.5 ± 17.7 % [75.0-100.0]" in held
+    assert "DER 2 speakers 15.0 ± 14.1 % [5.0-25.0], all draws pooled 15.0 %" in held
+    assert "12-15 0.0 % (n 2, 0 as one), 13-14 30.0 % (n 2, 1 as one)" in lines[-1]
