@@ -522,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.write_text(json.dumps(by_seed[seeds[0]] if len(seeds) == 1 else
                                             {str(k): v for k, v in by_seed.items()}, indent=1))
         return 0
-    docs = build(emodb, args.n_single, args.n_conv, tune, args.seed)
+    docs = build(emodb, args.n_single, args.n_conv, tune, seeds[0])
     diarizer = make_diarizer(args)
     known = None
     if args.known_count:
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = run(docs, diarizer, Path(tmp), known)
     print(f"diarization {args.diarization}, clustering {args.clustering or 'default'}"
-          f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {args.seed}")
+          f"{', true speaker count given' if args.known_count else ''}, code {args.code}, seed {seeds[0]}")
     for line in summary(rows):
         print(line)
     if args.json:
