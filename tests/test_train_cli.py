@@ -61,8 +61,9 @@ def test_train_synthetic_recipe_writes_every_output(run_dir):
     from hilbert_cli.training.segment_linear import GRID
 
     line = next(ln for ln in report.splitlines() if ln.startswith("`segment-linear` C chosen") and "audio_affect" in ln)
-    assert len(re.findall(r"[\d.e-]+", line.split("per fold:")[1])) == 3  # one C per fold
-    assert {float(c) for c in line.split("per fold:")[1].split(",")} <= set(GRID)
+    chosen = re.findall(r"([\d.e-]+) \((\d\.\d{3})\)", line.split("per fold:")[1])
+    assert len(chosen) == 3  # one C per fold, each with the inner AUC it won with
+    assert {float(c) for c, _ in chosen} <= set(GRID) and all(0.0 <= float(a) <= 1.0 for _, a in chosen)
     assert list(run_dir.glob("**/*.pkl")) == [] and list(run_dir.glob("**/*.pt")) == []
     cfg = json.loads((run_dir / "models/audio_affect/config.json").read_text())
     assert cfg["class_names"] == ["0", "1", "2"] and cfg["variant"] == "hilbert"

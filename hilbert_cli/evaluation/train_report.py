@@ -196,10 +196,11 @@ def train_sections(*, recipe, results: Sequence[CVResult], dataset, final_models
               "time, rate, pauses, turns; log segment count where the features carry none).", ""]
     for t in tasks:  # the one choice a baseline makes: say what it chose, fold by fold
         r = by.get((t, "segment-linear"))
-        chosen = [d["C"] for d in r.diagnostics if "C" in d] if r is not None else []
-        if chosen:
-            lines += [f"`segment-linear` C chosen by the inner CV, task {t}, per fold: "
-                      + ", ".join(f"{c:g}" for c in chosen), ""]
+        chosen = [(d["C"], d.get("inner_auc", {}).get(f"{d['C']:g}")) for d in r.diagnostics if "C" in d] if r is not None else []
+        if chosen:  # with the inner AUC it won with (none: too few recordings for an inner CV, default C)
+            lines += [f"`segment-linear` C chosen by the inner CV (its inner AUC), task {t}, per fold: "
+                      + ", ".join(f"{c:g} ({auc:.3f})" if auc is not None and np.isfinite(auc) else f"{c:g} (default)"
+                                  for c, auc in chosen), ""]
     out.append(Section("AUC by task and variant (mean ± std over folds; pooled out-of-fold AUC in brackets)", lines))
     lines = ["| task | " + "counts |", "| --- | --- |"]
     for t in tasks:
