@@ -12,10 +12,10 @@ import pytest
 
 from hilbert_cli.prepare import PrepareOptions
 from hilbert_cli.prepare.diarize.speaker_space import (
-    NAP_FILE,
     emotion_projection,
     fit_projection,
     nap_kmeans,
+    nap_path,
     window_groups,
 )
 from hilbert_cli.prepare.pipeline import config_hash
@@ -37,7 +37,7 @@ def test_fit_finds_the_direction_every_voice_moves_in():
 
 
 def test_the_shipped_directions_are_orthonormal_resemblyzer_directions():
-    u = np.load(NAP_FILE, allow_pickle=False)
+    u = np.load(nap_path("resemblyzer"), allow_pickle=False)
     assert u.dtype == np.float32 and u.shape == (256, 12)
     np.testing.assert_allclose(u.T @ u, np.eye(12), atol=1e-4)
     p = emotion_projection()
@@ -45,9 +45,9 @@ def test_the_shipped_directions_are_orthonormal_resemblyzer_directions():
 
 
 def test_each_speaker_encoder_has_its_own_directions_and_cuts():
-    from hilbert_cli.prepare.diarize.speaker_space import SPACES, space
+    from hilbert_cli.prepare.diarize.speaker_space import space
 
-    u = np.load(NAP_FILE.with_name(SPACES["campplus"].nap_file), allow_pickle=False)
+    u = np.load(nap_path("campplus"), allow_pickle=False)
     assert u.dtype == np.float32 and u.shape == (192, 2)
     np.testing.assert_allclose(u.T @ u, np.eye(2), atol=1e-4)
     assert emotion_projection("campplus").shape == (192, 192)
@@ -58,7 +58,7 @@ def test_each_speaker_encoder_has_its_own_directions_and_cuts():
 
 def test_window_groups_stay_inside_a_region_and_hold_at_most_three():
     windows = [(0, 1, 0), (1, 2, 0), (2, 3, 0), (3, 4, 0), (5, 6, 1), (7, 8, 2), (8, 9, 2)]
-    assert window_groups(windows).tolist() == [0, 0, 0, 1, 2, 3, 3]
+    assert window_groups(windows, 3).tolist() == [0, 0, 0, 1, 2, 3, 3]
 
 
 def _points(centres, n, spread_dirs, spread, rng, noise=0.02):
@@ -72,7 +72,7 @@ def _points(centres, n, spread_dirs, spread, rng, noise=0.02):
 
 def test_moods_along_the_emotion_directions_are_one_speaker_voices_apart_are_two():
     rng = np.random.default_rng(1)
-    u = np.load(NAP_FILE).astype(np.float64)
+    u = np.load(nap_path("resemblyzer")).astype(np.float64)
     base = _unit(rng.standard_normal(256))
     one = _points([base], 60, u, 0.5, rng)  # one voice whose moods span the emotion directions
     windows = [(float(i), i + 1.0, i) for i in range(len(one))]  # one window per region
@@ -103,7 +103,7 @@ def test_with_the_count_free_a_speaker_must_hold_its_share_of_the_windows():
     test, but the third holds 2/62 of the windows, under the 0.1 share, so two speakers are kept
     (the failure seen on short EmoDB man/woman conversations); with no share rule, three."""
     rng = np.random.default_rng(3)
-    u = np.load(NAP_FILE).astype(np.float64)
+    u = np.load(nap_path("resemblyzer")).astype(np.float64)
     proj = np.eye(256) - u @ u.T
     a, b, c = (_unit(proj @ rng.standard_normal(256)) for _ in range(3))  # ~1.0 apart after projection
     embs = np.concatenate([_points([a, b], 30, u, 0.3, rng), _points([c], 2, u, 0.3, rng)])
@@ -210,7 +210,7 @@ def test_with_the_count_free_a_second_speaker_needs_fifteen_percent_of_the_windo
     """A far-off cluster holding 7 of 62 windows (11 %, what one EmoDB tuning voice's mood split
     off) is not a second speaker; one holding 13 of 62 (21 %) is, and a given count still splits."""
     rng = np.random.default_rng(4)
-    u = np.load(NAP_FILE).astype(np.float64)
+    u = np.load(nap_path("resemblyzer")).astype(np.float64)
     proj = np.eye(256) - u @ u.T
     a, c = (_unit(proj @ rng.standard_normal(256)) for _ in range(2))
     for n_small, found in ((7, 1), (13, 2)):

@@ -13,7 +13,7 @@ speech"):
   research use, and the files hold only these averaged directions). Resemblyzer needs 12: in its
   space one actor's emotions spread as far as two actors of one gender lie apart. CAM++ needs
   2: its clusters already follow speakers, not emotions.
-- **Short groups of windows, k-means**: windows are averaged in groups of up to GROUP
+- **Short groups of windows, k-means**: windows are averaged in groups of up to `Space.group`
   consecutive windows of one speech region (less noise than one 1.6 s window), and k-means
   on the projected groups assigns speakers.
 - **A distance test for the count** (each encoder's `Space`): with the count free, k speakers
@@ -60,9 +60,6 @@ SPACES: dict[str, Space] = {
     # hence the 15 % share
     "resemblyzer": Space("resemblyzer_emotion_nap.npy", (0.125, 0.20), 0.15),
 }
-NAP_FILE = Path(__file__).with_name(SPACES["resemblyzer"].nap_file)
-#: Resemblyzer's windows per point (1.6 s windows, 0.8 s hop: ~3.2 s); each Space says its own
-GROUP = 3
 # prepare/options.py's NAP_VERSIONS[encoder] (part of the config hash) is raised with any change to the
 # shipped directions or the settings above, so cached outputs are redone
 
@@ -76,14 +73,20 @@ def space(encoder: str) -> Space:
     return SPACES[encoder]
 
 
+def nap_path(encoder: str) -> Path | None:
+    """The shipped emotion directions of this encoder's space (a file beside this module), or None."""
+    name = space(encoder).nap_file
+    return None if name is None else Path(__file__).with_name(name)
+
+
 @lru_cache(maxsize=4)
 def emotion_projection(encoder: str = "resemblyzer") -> np.ndarray | None:
     """I - U U^T for the shipped emotion directions U (dim x k, orthonormal columns) of this
     encoder's space; None where nothing is projected out."""
-    name = space(encoder).nap_file
-    if name is None:
+    path = nap_path(encoder)
+    if path is None:
         return None
-    u = np.load(Path(__file__).with_name(name), allow_pickle=False).astype(np.float64)
+    u = np.load(path, allow_pickle=False).astype(np.float64)
     return np.eye(u.shape[0]) - u @ u.T
 
 
@@ -100,7 +103,7 @@ def fit_projection(embeddings_by_speaker: dict[str, np.ndarray], k: int = 5) -> 
     return vec[:, np.argsort(ev)[::-1][:k]].astype(np.float32)
 
 
-def window_groups(windows: list[tuple[float, float, int]], size: int = GROUP) -> np.ndarray:
+def window_groups(windows: list[tuple[float, float, int]], size: int) -> np.ndarray:
     """Group index per window: runs of up to `size` consecutive windows of one speech region."""
     gid = np.zeros(len(windows), dtype=int)
     g, last, n_in = -1, None, 0
