@@ -185,6 +185,15 @@ def der(ref: list[tuple[float, float, str]], turns: list[tuple[float, float, str
             "miss": c["missed detection"] / total, "false_alarm": c["false alarm"] / total, "total_s": total}
 
 
+def doc_row(d: Document, ref: list, turns: list, duration_s: float, seconds: float) -> dict:
+    """One document's figures: speakers found (and DER for a conversation) of the turns found."""
+    row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers), "speakers": sorted(set(d.speakers)),
+           "found": len({k for _, _, k in turns}), "audio_s": duration_s, "s": seconds}
+    if d.kind != "single":
+        row.update(der(ref, turns, duration_s))
+    return row
+
+
 def make_diarizer(args, num_speakers: int | None = None):
     from hilbert_cli.prepare.diarize import load_diarizer
     from hilbert_cli.prepare.options import PrepareOptions
@@ -306,10 +315,11 @@ def run_cached(docs: list[Document], options, cache: Path, tmp: Path, known: boo
     cache.mkdir(parents=True, exist_ok=True)
     diarizer, files, rows, projections = None, {}, [], {}
     t0 = time.perf_counter()
+    o = options.diarization
+    tail = (f"{suffix(o.speaker_encoder)}{'' if o.embed_window_s == 1.6 else f'_w{o.embed_window_s:g}'}"
+            f"{'' if o.step_s == 0.8 else f'_s{o.step_s:g}'}.npz")
     for i, d in enumerate(docs):
-        o = options.diarization
-        f = cache / (f"{doc_key(d)}{suffix(o.speaker_encoder)}{'' if o.embed_window_s == 1.6 else f'_w{o.embed_window_s:g}'}"
-                     f"{'' if o.step_s == 0.8 else f'_s{o.step_s:g}'}.npz")
+        f = cache / f"{doc_key(d)}{tail}"
         ref = None
         if not f.exists():
             diarizer = diarizer or load_diarizer(options, device="cpu")
@@ -329,11 +339,7 @@ def run_cached(docs: list[Document], options, cache: Path, tmp: Path, known: boo
             projection = projections[left]
         t = time.perf_counter()
         turns = cluster_cached(options, c, len(d.speakers) if known else None, projection)
-        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers), "speakers": sorted(set(d.speakers)),
-               "found": len({k for _, _, k in turns}), "audio_s": float(c["duration_s"]), "s": time.perf_counter() - t}
-        if d.kind != "single":
-            row.update(der(ref, turns, float(c["duration_s"])))
-        rows.append(row)
+        rows.append(doc_row(d, ref, turns, float(c["duration_s"]), time.perf_counter() - t))
         print(f"\r{i + 1}/{len(docs)} documents, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     return rows
@@ -349,11 +355,7 @@ def run(docs: list[Document], diarizer, tmp: Path, known_count=None) -> list[dic
         t = time.perf_counter()
         out = (known_count(len(d.speakers)) if known_count else diarizer).diarize(path)
         dt = time.perf_counter() - t
-        row = {"name": d.name, "kind": d.kind, "group": d.group, "true": len(d.speakers), "speakers": sorted(set(d.speakers)),
-               "found": len(out.speakers), "audio_s": out.duration_s, "s": dt}
-        if d.kind != "single":
-            row.update(der(ref, out.turns, out.duration_s))
-        rows.append(row)
+        rows.append(doc_row(d, ref, out.turns, out.duration_s, dt))
         path.unlink()
         print(f"\r{i + 1}/{len(docs)} documents, {time.perf_counter() - t0:.0f} s", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
@@ -374,8 +376,7 @@ def summary(rows: list[dict]) -> list[str]:
             conv = [r for r in sel if r["kind"] == kind]
             if not conv:
                 continue
-            tot = sum(r["total_s"] for r in conv)
-            pooled = {k: sum(r[k] * r["total_s"] for r in conv) / tot for k in ("der", "confusion", "miss", "false_alarm")}
+            pooled = {k: pooled_der(conv, k) for k in ("der", "confusion", "miss", "false_alarm")}
             ok = sum(r["found"] == r["true"] for r in conv)
             dist = dict(sorted(Counter(r["found"] for r in conv).items()))
             lines.append(f"{group:8s} {kind[-1]}-speaker conv: DER {100 * pooled['der']:.1f} % (confusion "
@@ -388,9 +389,10 @@ def summary(rows: list[dict]) -> list[str]:
     return lines
 
 
-def pooled_der(conv: list[dict]) -> float:
-    """DER over several documents: their errors over their reference speech (not a mean of ratios)."""
-    return sum(r["der"] * r["total_s"] for r in conv) / max(sum(r["total_s"] for r in conv), 1e-9)
+def pooled_der(conv: list[dict], part: str = "der") -> float:
+    """DER (or one of its parts: confusion, miss, false_alarm) over several documents: their
+    errors over their reference speech (not a mean of ratios)."""
+    return sum(r[part] * r["total_s"] for r in conv) / max(sum(r["total_s"] for r in conv), 1e-9)
 
 
 def draws_summary(by_seed: dict[int, list[dict]]) -> list[str]:
@@ -496,14 +498,13 @@ def main(argv: list[str] | None = None) -> int:
         print("--seeds needs --cache", file=sys.stderr)
         return 2
     if args.cache:
-        from hilbert_cli.prepare.diarize import speaker_space
-        from hilbert_cli.prepare.diarize.speaker_space import space
+        from hilbert_cli.prepare.diarize.speaker_space import nap_path
 
         enc = options.diarization.speaker_encoder
-        nap_file = space(enc).nap_file
+        nap_file = nap_path(enc)
         loso = None
         if args.loso and (args.nap_k or nap_file):
-            k = args.nap_k or int(np.load(Path(speaker_space.__file__).with_name(nap_file)).shape[1])
+            k = args.nap_k or int(np.load(nap_file).shape[1])
             loso = (utterance_embeddings(emodb, tune, args.cache, enc), k)
         by_seed: dict[int, list[dict]] = {}
         for seed in seeds:

@@ -62,6 +62,12 @@ def verification(emb: np.ndarray, spk: np.ndarray, emo: np.ndarray) -> tuple[flo
     same_gender = male[iu[0]] == male[iu[1]]
     pos, neg = s[same_spk & ~same_emo], s[~same_spk]
     all_eer, gender_eer = eer(pos, neg), eer(pos, s[~same_spk & same_gender])
+    return all_eer, gender_eer, speaker_id_accuracy(emb, spk)
+
+
+def speaker_id_accuracy(emb: np.ndarray, spk: np.ndarray) -> float:
+    """Leave-one-out speaker identification: each clip to the speaker whose centroid (the clip
+    left out of its own speaker's) is nearest by cosine."""
     speakers = sorted(set(spk))
     sums = np.stack([emb[spk == k].sum(0) for k in speakers])
     hits = 0
@@ -71,7 +77,7 @@ def verification(emb: np.ndarray, spk: np.ndarray, emo: np.ndarray) -> tuple[flo
         cent[own] -= emb[i]  # leave the clip out of its own speaker's centroid
         cent /= np.linalg.norm(cent, axis=1, keepdims=True)
         hits += int(np.argmax(cent @ emb[i]) == own)
-    return all_eer, gender_eer, hits / len(spk)
+    return hits / len(spk)
 
 
 def windows(clips: list[np.ndarray]) -> list[np.ndarray]:

