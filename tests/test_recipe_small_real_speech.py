@@ -1,14 +1,13 @@
 """The built-in `small_real_speech` recipe: the EmoDB-measured settings, and a run through the CLI."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
-import pytest
 
+from fixtures_bench import bench_module
 from hilbert_cli.recipes import load_recipe
 from hilbert_cli.training.config import LossConfig
 from hilbert_cli.training.synthetic import make_synthetic, write_synthetic
@@ -16,17 +15,10 @@ from hilbert_cli.training.synthetic import make_synthetic, write_synthetic
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _bench_config(name: str) -> tuple:
-    spec = importlib.util.spec_from_file_location("bench_emodb_cfg", REPO / "benchmarks" / "bench_emodb.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.CONFIGS[name]
-
-
 def test_recipe_holds_the_settings_the_readme_measured():
     """README "Accuracy on real speech" reports bench_emodb's `hilbert-vote-swa`; the recipe that
     offers those settings to users must not drift from them."""
-    variant, model_kw, train_kw, *loss_kw = _bench_config("hilbert-vote-swa")
+    variant, model_kw, train_kw, *loss_kw = bench_module("bench_emodb").CONFIGS["hilbert-vote-swa"]
     rec = load_recipe("small_real_speech")
     assert rec.final_variant == variant and variant in rec.variants
     assert {k: getattr(rec.model, k) for k in model_kw} == model_kw

